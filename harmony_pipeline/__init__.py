@@ -1,0 +1,1 @@
+"""Harmony Pipeline: music acquisition and library enrichment as Dagster assets over DuckDB."""
