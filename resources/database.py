@@ -1,0 +1,61 @@
+"""The DuckDB file and the library folders as Dagster resources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+
+from harmony_pipeline import storage
+
+
+class HarmonyDatabase(ConfigurableResource):
+    """The embedded DuckDB file (HARMONY_DUCKDB_PATH). Open it only around SQL."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with storage.connect(Path(self.path), read_only=read_only) as conn:
+            yield conn
+
+
+class LibraryFolders(ConfigurableResource):
+    """Where files live: the library, slskd's downloads (as seen here and by slskd), the data folder."""
+
+    library_dir: str
+    data_dir: str
+    path_template: str
+    downloads_dir: str | None = None
+    remote_downloads_dir: str | None = None
+
+    @property
+    def library(self) -> Path:
+        return Path(self.library_dir)
+
+    @property
+    def quarantine(self) -> Path:
+        return Path(self.data_dir) / "quarantine"
+
+    @property
+    def artwork_cache(self) -> Path:
+        return Path(self.data_dir) / "artwork"
+
+
+class PipelineSettings(ConfigurableResource):
+    """The non-secret behaviour settings assets need (from harmony_pipeline.settings)."""
+
+    playlists: list[str] = []
+    watchlist: list[str] = []
+    retry_max_attempts: int = 10
+    retry_base_seconds: float = 60.0
+    retry_jitter_pct: float = 0.2
+    download_wait_seconds: int = 120
+    watchlist_interval: int = 86_400
+    search_limit: int = 34
+    search_window_seconds: int = 220
+    artwork_max_bytes: int = 10_485_760
+    artwork_min_edge: int = 1000
