@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -266,7 +267,7 @@ class SpotifyResource(ConfigurableResource):
         cls = _with_urls(spotipy.SpotifyPKCE, self.token_url, self.auth_url)
         return cls(client_id=self.client_id, redirect_uri=self.redirect_uri, scope=USER_SCOPES,
                    open_browser=False, cache_handler=FileTokenCache(Path(self.token_cache_path)),
-                   requests_timeout=self.request_timeout)
+                   requests_timeout=self.request_timeout, state=secrets.token_urlsafe(16))
 
     def get_api(self) -> SpotifyApi:
         if self._api is None:

@@ -1,0 +1,28 @@
+# Two commands matter: `make demo` (offline demo: sandbox + Dagster UI) and `make test`.
+# Both create or refresh the local virtualenv; nothing is reinstalled when pyproject.toml is unchanged.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test benchmarks clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m harmony_pipeline.demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/matching_eval.py
+
+clean:
+	rm -rf .demo .pytest_cache .hypothesis build *.egg-info

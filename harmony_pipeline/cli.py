@@ -1,0 +1,114 @@
+"""The `harmony` command. Each subcommand is a thin shell over plain functions; bad input exits
+non-zero with a one-line reason (2 for usage and configuration errors)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harmony_pipeline.settings import Settings, SettingsError, load_settings
+
+EXAMPLES = """examples:
+  harmony spotify login                      authorise your Spotify account (PKCE, loopback redirect)
+  harmony ingest my-list.txt exportify.csv   queue tracks from text, CSV or JSON files
+  cat list.txt | harmony ingest -            the same from standard input
+  harmony watch add spotify:artist:ID        watch an artist for new releases
+  harmony watch list
+  harmony status --json                      workers, queues, activity, last materializations
+  harmony dead-letter list
+  harmony dead-letter requeue --all
+  harmony sandbox                            start the offline emulators and print their environment
+"""
+
+
+class CommandError(Exception):
+    """A one-line reason shown to the user; exit code 1 (or `code`)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def _cmd_sandbox(args: argparse.Namespace, settings: Settings | None) -> int:
+    from harmony_pipeline.sandbox import run_forever
+
+    root = Path(args.root).absolute()
+    run_forever(root, port_base=args.port_base, env_file=Path(args.env_file) if args.env_file else None,
+                quiet=args.quiet)
+    return 0
+
+
+def _cmd_spotify_login(args: argparse.Namespace, settings: Settings | None) -> int:
+    from harmony_pipeline.spotify_login import login
+
+    assert settings is not None
+    login(settings, open_browser=not args.no_browser, echo=print)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harmony",
+        description="Harmony Pipeline: music acquisition and library enrichment on Dagster + DuckDB.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only results and errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    spotify = commands.add_parser("spotify", help="Spotify account: `harmony spotify login`")
+    spotify_commands = spotify.add_subparsers(dest="spotify_command", metavar="ACTION", required=True)
+    login = spotify_commands.add_parser("login", help="authorization code + PKCE on the loopback redirect")
+    login.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    login.set_defaults(handler=_cmd_spotify_login, needs_settings=True)
+
+    sandbox = commands.add_parser("sandbox", help="start the offline emulators; prints their environment")
+    sandbox.add_argument("--root", default=".harmony/sandbox", help="folder for the sandbox's files")
+    sandbox.add_argument("--port-base", type=int, default=None, help="fixed ports from this number on")
+    sandbox.add_argument("--env-file", default=None, help="also write the environment to this file")
+    sandbox.set_defaults(handler=_cmd_sandbox, needs_settings=False)
+
+    for register in _extra_commands():
+        register(commands)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Subcommands contributed by the other modules (ingest, watch, status, dead-letter)."""
+    registrars = []
+    for module_name in ("harmony_pipeline.ingest_cli", "harmony_pipeline.watch_cli",
+                        "harmony_pipeline.status", "harmony_pipeline.dead_letter"):
+        try:
+            module = __import__(module_name, fromlist=["register_cli"])
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        registrars.append(module.register_cli)
+    return registrars
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings() if args.needs_settings else None
+        return int(args.handler(args, settings) or 0)
+    except SettingsError as error:
+        print(f"harmony: configuration error: {error}", file=sys.stderr)
+        return 2
+    except CommandError as error:
+        print(f"harmony: {error}", file=sys.stderr)
+        return error.code
+    except KeyboardInterrupt:
+        print("harmony: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

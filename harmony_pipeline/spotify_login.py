@@ -1,0 +1,102 @@
+"""`harmony spotify login`: the authorization-code flow with PKCE on the loopback redirect.
+
+The redirect must be a loopback IP literal (Spotify rejects `localhost` since November 2025). The
+refresh token lands in the token cache under HARMONY_DATA_DIR with mode 0600; it is never printed.
+"""
+
+from __future__ import annotations
+
+import threading
+import webbrowser
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from harmony_pipeline.settings import Settings
+
+
+class LoginError(Exception):
+    pass
+
+
+def _resource(settings: Settings):
+    from resources.spotify import SpotifyResource
+
+    return SpotifyResource(
+        client_id=settings.spotify_client_id,
+        api_url=settings.spotify_api_url,
+        token_url=settings.spotify_token_url,
+        auth_url=settings.spotify_auth_url,
+        redirect_uri=settings.spotify_redirect_uri,
+        token_cache_path=str(settings.token_cache_path),
+    )
+
+
+def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str | None]:
+    """Serve the redirect URI once and return (code, state) from the callback's query."""
+    target = urlparse(redirect_uri)
+    if target.hostname not in {"127.0.0.1", "::1"}:
+        raise LoginError(
+            f"SPOTIFY_REDIRECT_URI={redirect_uri!r}: use a loopback IP such as http://127.0.0.1:8888/callback"
+        )
+    result: dict[str, str | None] = {}
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server naming
+            query = parse_qs(urlparse(self.path).query)
+            if urlparse(self.path).path != (target.path or "/"):
+                self.send_response(404)
+                self.end_headers()
+                return
+            result["code"] = (query.get("code") or [None])[0]
+            result["state"] = (query.get("state") or [None])[0]
+            result["error"] = (query.get("error") or [None])[0]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.end_headers()
+            self.wfile.write("Harmony Pipeline is authorised. You can close this window.".encode())
+
+        def log_message(self, *args):  # keep the terminal quiet
+            pass
+
+    server = HTTPServer((target.hostname, target.port or 80), Callback)
+    server.timeout = timeout
+    try:
+        server.handle_request()
+    finally:
+        server.server_close()
+    if result.get("error"):
+        raise LoginError(f"Spotify refused the authorisation: {result['error']}")
+    if not result.get("code"):
+        raise LoginError("no authorisation code arrived before the time-out")
+    return result["code"], result.get("state")
+
+
+def login(settings: Settings, *, open_browser: bool = True, echo: Callable[[str], None] = print,
+          approve: Callable[[str], None] | None = None) -> None:
+    """Run the PKCE flow. `approve(url)` replaces the browser (tests and the sandbox approve at once)."""
+    manager = _resource(settings).pkce_login_manager()
+    url = manager.get_authorize_url()
+    echo(f"Open this address to authorise Harmony Pipeline:\n  {url}")
+    holder: dict[str, object] = {}
+
+    def receive() -> None:
+        try:
+            holder["code"] = wait_for_code(settings.spotify_redirect_uri)
+        except Exception as error:  # reported below, in the caller's thread
+            holder["error"] = error
+
+    listener = threading.Thread(target=receive, daemon=True)
+    listener.start()
+    if approve is not None:
+        approve(url)
+    elif open_browser:
+        webbrowser.open(url)
+    listener.join()
+    if "error" in holder:
+        raise holder["error"]  # type: ignore[misc]
+    code, state = holder["code"]  # type: ignore[misc]
+    if manager.state and state != manager.state:
+        raise LoginError("the callback's state does not match: the login was not started here")
+    manager.get_access_token(code=code, check_cache=False)
+    echo(f"Authorised. Refresh token cached in {settings.token_cache_path} (mode 0600).")
