@@ -71,8 +71,7 @@ def safe_component(text: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
     text = pathvalidate.sanitize_filename(
         text, replacement_text="_", platform="universal", max_len=max_bytes, fs_encoding="utf-8"
     )
-    # pathvalidate's reserved-name fix can leave a trailing dot ("aux.x" -> "aux_.x" is fine,
-    # but "aux." -> "aux_."), which Windows shares drop.
+    # Neither truncation nor the reserved-name fix may leave a trailing dot or space behind.
     text = text.rstrip(". ")
     if text.startswith("."):
         text = "_" + text[1:]
@@ -188,23 +187,25 @@ def _check_placeholders(template: str, component: str) -> None:
 
 
 def _template_values(naming: TrackNaming) -> dict[str, object]:
-    artist = _clean(naming.artist) or _clean(naming.albumartist) or "Unknown Artist"
+    artist = _usable(naming.artist) or _usable(naming.albumartist) or "Unknown Artist"
     track = max(naming.track, 0)
     disc = max(naming.disc, 1)
     multi_disc = max(naming.disc_total, disc) > 1
     return {
-        "albumartist": _clean(naming.albumartist) or artist,
+        "albumartist": _usable(naming.albumartist) or artist,
         "artist": artist,
-        "album": _clean(naming.album) or "Unknown Album",
+        "album": _usable(naming.album) or "Unknown Album",
         "year": naming.year if naming.year else None,
         "disc": disc,
         "track": track,
-        "title": _clean(naming.title) or (f"Track {track:02d}" if track else "Untitled"),
+        "title": _usable(naming.title) or (f"Track {track:02d}" if track else "Untitled"),
         "disc_prefix": f"{disc}-" if multi_disc else "",
     }
 
 
-def _clean(value: str | None) -> str:
+def _usable(value: str | None) -> str:
+    """The value ready for the template, or "" when nothing of it would survive as a name."""
     # Separators inside a value would create extra folders ("AC/DC"); see the module docstring.
     text = unicodedata.normalize("NFC", value or "").strip()
-    return text.replace("/", "_").replace("\\", "_")
+    text = text.replace("/", "_").replace("\\", "_")
+    return text if safe_component(text) else ""
