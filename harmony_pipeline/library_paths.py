@@ -96,7 +96,7 @@ def render_library_path(template: str, naming: TrackNaming, extension: str) -> P
     stem_budget = MAX_COMPONENT_BYTES - len(suffix.encode("utf-8"))
     stem = safe_component(_FORMATTER.vformat(components[-1], (), values), stem_budget)
     if not stem:
-        stem = safe_component(values["title"], stem_budget)
+        stem = safe_component(str(values["title"]), stem_budget)
     # A folder that renders empty (e.g. "{year}" with no year) is left out rather than invented.
     return PurePosixPath(*[folder for folder in folders if folder], stem + suffix)
 
