@@ -1,0 +1,140 @@
+"""What the wanted track's names look like in tokens, and how to find them in a file's path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from .models import WantedTrack
+from .normalize import has_non_latin, tokens
+from .versions import FOLDER_VERSION_WORDS, NOISE_WORDS, part_numbers, raw_version_markers, version_kinds
+
+_SUFFIX_SPLIT = re.compile(r"\s+[-–—]\s+")
+_GROUP = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]")
+_FEAT_GROUP = re.compile(r"^\s*(?:feat\.?|ft\.?|featuring|with)\s", re.IGNORECASE)
+_FEAT_TAIL = re.compile(r"\s(?:feat\.?|ft\.?|featuring)\s.*$", re.IGNORECASE)
+_ARTIST_SPLIT = re.compile(r"\s*(?:&|\band\b|,|\bx\b|\+|/)\s*", re.IGNORECASE)
+_YEAR = re.compile(r"^(?:19|20)\d\d$")
+
+# Fuzzy matches must be at least this similar (rapidfuzz ratio on compact strings).
+FUZZY_MIN = 88.0
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    similarity: float
+
+
+@dataclass(frozen=True)
+class WantedTerms:
+    """The wanted track reduced to token forms, computed once per ranking."""
+
+    title_variants: tuple[tuple[str, ...], ...]  # longest first: with and without "(…)" parts
+    version_kinds: frozenset[str]  # versions the wanted track itself is (remix, live, edit, …)
+    context_words: frozenset[str]  # every word of the wanted title, album and artists
+    allowed_words: frozenset[str]  # words a file name may carry besides the title
+    artist_variants: tuple[tuple[str, ...], ...]
+    album_variants: tuple[tuple[str, ...], ...]
+    part_numbers: frozenset[int]
+    non_latin_title: bool
+
+
+def _is_noise(words: tuple[str, ...]) -> bool:
+    return all(word in NOISE_WORDS or _YEAR.match(word) for word in words)
+
+
+def split_title(title: str) -> tuple[str, str, set[str]]:
+    """(title with its "(…)" parts, title without them, version kinds the title names).
+
+    Spotify appends `- Remastered 2011`, `- Radio Edit`, `(feat. X)`; noise and featured artists
+    are dropped, version tags become version kinds, other brackets are optional title parts
+    ("(I Can't Get No) Satisfaction" is often shared as "Satisfaction").
+    """
+    parts = _SUFFIX_SPLIT.split(title)
+    core, suffixes = parts[0], parts[1:]
+    kinds: set[str] = set(raw_version_markers(title))
+    for suffix in suffixes:
+        kinds |= version_kinds(tokens(suffix))
+    core = _FEAT_TAIL.sub("", core)
+    full, short = core, core
+    for match in _GROUP.finditer(core):
+        content = match.group(1) if match.group(1) is not None else match.group(2)
+        words = tokens(content)
+        group_kinds = version_kinds(words)
+        if _FEAT_GROUP.match(content) or group_kinds or _is_noise(words):
+            kinds |= group_kinds
+            full = full.replace(match.group(0), " ")
+        short = short.replace(match.group(0), " ")
+    return full, short, kinds
+
+
+def _artist_variants(artists: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    variants: list[tuple[str, ...]] = []
+    for artist in artists:
+        variants.append(tokens(artist))
+        # "Bob Marley & The Wailers" is often filed as "Bob Marley"; one-word parts are too vague.
+        for part in _ARTIST_SPLIT.split(artist):
+            if len(tokens(part)) >= 2:
+                variants.append(tokens(part))
+    return tuple(dict.fromkeys(variant for variant in variants if variant))
+
+
+def _album_variants(album: str | None) -> tuple[tuple[str, ...], ...]:
+    if not album:
+        return ()
+    short = _GROUP.sub(" ", _SUFFIX_SPLIT.split(album)[0])
+    return tuple(dict.fromkeys(variant for variant in (tokens(album), tokens(short)) if variant))
+
+
+def analyse_wanted(wanted: WantedTrack) -> WantedTerms:
+    full, short, kinds = split_title(wanted.title)
+    album = wanted.album or ""
+    # An acoustic or live album makes its tracks that version ("MTV Unplugged").
+    kinds |= version_kinds(tokens(album), FOLDER_VERSION_WORDS)
+    context = set(tokens(wanted.title)) | set(tokens(album))
+    for artist in wanted.artists:
+        context |= set(tokens(artist))
+    return WantedTerms(
+        title_variants=tuple(dict.fromkeys(v for v in (tokens(full), tokens(short)) if v)),
+        version_kinds=frozenset(kinds),
+        context_words=frozenset(context),
+        allowed_words=frozenset(context | NOISE_WORDS),
+        artist_variants=_artist_variants(wanted.artists),
+        album_variants=_album_variants(wanted.album),
+        part_numbers=frozenset(part_numbers(full)),
+        non_latin_title=has_non_latin(short),
+    )
+
+
+def find_span(words: tuple[str, ...] | list[str], target: tuple[str, ...], any_order: bool = False) -> Span | None:
+    """Where `target` occurs in `words` on word boundaries, ignoring spacing ("ac dc" = "acdc").
+
+    Falls back to the most similar span (rapidfuzz ratio >= FUZZY_MIN) for spelling slips;
+    `any_order` also accepts the words in another order ("Yonezu Kenshi" for "Kenshi Yonezu").
+    """
+    wanted = "".join(target)
+    best: Span | None = None
+    for start in range(len(words)):
+        joined = ""
+        for end in range(start + 1, len(words) + 1):
+            joined += words[end - 1]
+            if joined == wanted:
+                return Span(start, end, 100.0)
+            if any_order and sorted(words[start:end]) == sorted(target):
+                return Span(start, end, 100.0)
+            if len(joined) > len(wanted) * 1.3 + 2:
+                break
+            if len(wanted) >= 5 and abs(len(joined) - len(wanted)) <= max(2, len(wanted) // 5):
+                similarity = fuzz.ratio(joined, wanted)
+                if similarity >= FUZZY_MIN and (best is None or similarity > best.similarity):
+                    best = Span(start, end, similarity)
+    return best
+
+
+def find_any(words: tuple[str, ...], variants: tuple[tuple[str, ...], ...], any_order: bool = False) -> Span | None:
+    spans = [span for variant in variants if (span := find_span(words, variant, any_order))]
+    return max(spans, key=lambda span: (span.similarity, span.end - span.start), default=None)

@@ -1,0 +1,82 @@
+"""Text normalisation shared by query building and scoring.
+
+Names on Soulseek are spelled many ways (`AC_DC`, `ACDC`, `Beatles, The`, `Motley Crue`,
+`Nas ne dogonyat`). Everything is reduced to lower-case ASCII word tokens so that both sides
+of a comparison are spelled the same way; "compact" forms (tokens joined without spaces)
+absorb spacing differences such as `AC DC` / `ACDC` or `B-52s` / `B52s`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from anyascii import anyascii
+
+try:  # Japanese kana/kanji to Hepburn romaji; anyascii alone reads kanji as Chinese.
+    import pykakasi
+
+    _KAKASI = pykakasi.kakasi()
+except ImportError:  # pragma: no cover - the matcher still works, romanised names match less often
+    _KAKASI = None
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_NON_LATIN_LETTER = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
+# A dot right after a single letter joins acronyms: R.E.M. -> rem, t.A.T.u. -> tatu.
+_ACRONYM_DOT = re.compile(r"(?<![^\W\d_])([^\W\d_])\.")
+_LEET = {"!": "i", "$": "s"}  # P!nk, Ke$ha: only between letters
+_LEET_RE = re.compile(r"(?<=[a-z])[!$](?=[a-z])")
+_APOSTROPHES = re.compile(r"['’`´]")
+_AND = re.compile(r"\s*[&+]\s*")
+_NON_WORD = re.compile(r"[\W_]+")
+_DROPPED_TOKENS = frozenset({"the"})
+
+
+def has_japanese(text: str) -> bool:
+    return bool(_JAPANESE.search(text))
+
+
+def has_non_latin(text: str) -> bool:
+    """True when the text holds letters of another script (Cyrillic, kana, kanji, …)."""
+    return bool(_NON_LATIN_LETTER.search(text))
+
+
+def romanise(text: str) -> str:
+    """Latin-script rendering of any text; Japanese through kakasi, the rest through anyascii."""
+    text = unicodedata.normalize("NFKC", text)
+    if _KAKASI is not None and has_japanese(text):
+        text = " ".join(item["hepburn"] for item in _KAKASI.convert(text))
+    return anyascii(text)
+
+
+@lru_cache(maxsize=65536)
+def tokens(text: str) -> tuple[str, ...]:
+    """Lower-case ASCII word tokens; `&`/`+` read as `and`; `the` dropped (`Beatles, The`)."""
+    text = romanise(text)
+    text = _ACRONYM_DOT.sub(r"\1", text).lower()
+    text = _LEET_RE.sub(lambda match: _LEET[match.group()], text)
+    text = _APOSTROPHES.sub("", text)
+    text = _AND.sub(" and ", text)
+    return tuple(word for word in _NON_WORD.sub(" ", text).split() if word not in _DROPPED_TOKENS)
+
+
+def normalize(text: str) -> str:
+    return " ".join(tokens(text))
+
+
+def compact(text: str) -> str:
+    return "".join(tokens(text))
+
+
+def search_text(text: str, keep_diacritics: bool = True) -> str:
+    """Text safe for a Soulseek search: letters and digits only, one-character terms dropped."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _ACRONYM_DOT.sub(r"\1", text)
+    text = _APOSTROPHES.sub("", text)
+    if not keep_diacritics:
+        text = "".join(
+            char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char)
+        )
+    words = _NON_WORD.sub(" ", text).lower().split()
+    return " ".join(word for word in words if len(word) > 1)

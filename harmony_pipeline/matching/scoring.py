@@ -1,0 +1,212 @@
+"""Judging each candidate against the wanted track, and ranking the ones that pass.
+
+A candidate is accepted only when nothing says it is another recording: hard rejects first
+(locked, `..` path, not audio, length, version words in the name or a folder, another part,
+words of another song or artist), then a match score from title, artist, album and length.
+Among accepted files the user's preferences (format, bit rate, free slot, queue, speed) order
+the list. When nothing is accepted the decision abstains: a wrong song in a library is worse
+than a miss.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .models import AUDIO_EXTENSIONS, Candidate, MatchDecision, MatchPreferences, ScoredCandidate, WantedTrack
+from .names import WantedTerms, analyse_wanted, find_any
+from .normalize import tokens
+from .paths import candidates_from_responses, is_hostile
+from .versions import (
+    FOLDER_VERSION_WORDS,
+    drop_harmless_phrases,
+    part_numbers,
+    raw_version_markers,
+    version_kinds,
+)
+
+_NUMBERING_WORD = re.compile(r"^(?:\d{1,3}|(?:19|20)\d\d|[a-d]\d{1,2}|cd\d{1,2})$")
+_HASH_WORD = re.compile(r"^(?=.*\d)[0-9a-f]{6,}$")  # scene names end in a crc like "c9ebaa49"
+_SCENE_STEM = re.compile(r"^\S+-\S+$")
+_BRACKETS = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
+
+# Weights of the match score; they add up to 1.
+_TITLE_WEIGHT, _ARTIST_WEIGHT, _DURATION_WEIGHT, _ALBUM_WEIGHT = 0.4, 0.25, 0.25, 0.1
+# A title followed by an unknown bracketed subtitle is less certain.
+_SUBTITLE_FACTOR = 0.9
+# The final score: how sure the match is matters more than how nice the file is.
+_MATCH_SHARE = 0.8
+
+
+class _Rejected(Exception):
+    """A hard reject, carrying its reason."""
+
+
+def _duration_score(delta: float | None) -> float:
+    if delta is None:
+        return 75.0
+    distance = abs(delta)
+    if distance <= 1:
+        return 100.0
+    if distance <= 2:
+        return 90.0
+    return 50.0
+
+
+def _residual_words(candidate: Candidate, stem_words: tuple[str, ...], start: int, end: int,
+                    terms: WantedTerms) -> list[str]:
+    """The words of the file name that are neither the title nor one of the wanted artists."""
+    parts = [list(stem_words[:start]), list(stem_words[end:])]
+    residual: list[str] = []
+    for words in parts:
+        while words and (span := find_any(tuple(words), terms.artist_variants, any_order=True)):
+            del words[span.start:span.end]
+        residual.extend(words)
+    residual = drop_harmless_phrases(residual)
+    if _SCENE_STEM.match(candidate.stem) and residual and residual[-1] == stem_words[-1]:
+        residual = residual[:-1]  # the release group tag closing a scene name
+    return residual
+
+
+def _check_folders(candidate: Candidate, terms: WantedTerms) -> None:
+    for folder in candidate.folders:
+        words = [word for word in tokens(folder) if word not in terms.context_words]
+        kinds = version_kinds(words, FOLDER_VERSION_WORDS) - terms.version_kinds
+        if kinds:
+            raise _Rejected(f"rejected: {sorted(kinds)[0]} version in folder")
+
+
+def _check_file_name(candidate: Candidate, residual: list[str], terms: WantedTerms, verified: bool) -> bool:
+    """Raises _Rejected for version words, other parts and other songs' words.
+
+    Returns True when the name carries an unknown subtitle that the length confirmed.
+    """
+    kinds = (version_kinds(residual) | raw_version_markers(candidate.stem)) - terms.version_kinds
+    if kinds:
+        raise _Rejected(f"rejected: {sorted(kinds)[0]} version in file name")
+    if terms.version_kinds and "original" in residual:
+        raise _Rejected("rejected: original version, another version is wanted")
+    other_parts = part_numbers(candidate.stem) - terms.part_numbers
+    if other_parts:
+        raise _Rejected(f"rejected: another part ({min(other_parts)})")
+    unknown = [
+        word for word in residual
+        if word not in terms.allowed_words and not _NUMBERING_WORD.match(word) and not _HASH_WORD.match(word)
+    ]
+    if not unknown:
+        return False
+    # Words in brackets may be a subtitle ("2 + 2 = 5 (The Lukewarm.)"): the length must confirm.
+    bracketed = {word for group in _BRACKETS.findall(candidate.stem) for word in tokens(group)}
+    if not verified or not set(unknown) <= bracketed:
+        raise _Rejected(f"rejected: other words in file name '{' '.join(unknown[:4])}'")
+    return True
+
+
+def _preference_score(candidate: Candidate, prefs: MatchPreferences, reasons: list[str]) -> float:
+    """0..100 from format and bit rate (60), free slot (20), queue (10) and speed (10)."""
+    order = prefs.format_order
+    rank = order.index(candidate.extension) if candidate.extension in order else len(order)
+    if candidate.extension == "mp3" and candidate.bitrate is not None and candidate.bitrate < prefs.min_mp3_bitrate:
+        rank = len(order)  # a low-rate MP3 comes after every other format
+    quality = 50.0 * (1 - rank / (len(order) + 1))
+    quality += 10.0 * min(candidate.bitrate or 0, 1411) / 1411
+    reasons.append(candidate.extension + (f" {candidate.bitrate} kbps" if candidate.bitrate else ""))
+    slot = 20.0 if candidate.has_free_slot else 0.0
+    reasons.append("free slot" if candidate.has_free_slot else f"queue {candidate.queue_length}")
+    queue = 10.0 / (1 + candidate.queue_length / 10)
+    speed = 10.0 * min(candidate.upload_speed, 10_000_000) / 10_000_000
+    return quality + slot + queue + speed
+
+
+def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
+           prefs: MatchPreferences, reasons: list[str]) -> float:
+    """Match score 0..100, or _Rejected."""
+    if candidate.locked:
+        raise _Rejected("rejected: locked file")
+    if is_hostile(candidate.filename):
+        raise _Rejected("rejected: '..' segment in path")
+    if candidate.extension not in AUDIO_EXTENSIONS:
+        raise _Rejected(f"rejected: not audio (.{candidate.extension})")
+    delta = None
+    if candidate.length is not None and wanted.duration_ms:
+        delta = candidate.length - wanted.duration_ms / 1000
+        if abs(delta) > prefs.duration_reject_s:
+            raise _Rejected(f"rejected: duration {delta:+.0f}s")
+    _check_folders(candidate, terms)
+
+    stem_words = tokens(candidate.stem)
+    title = find_any(stem_words, terms.title_variants)
+    if title is None:
+        raise _Rejected("rejected: title not in file name")
+    residual = _residual_words(candidate, stem_words, title.start, title.end, terms)
+    verified = delta is not None and abs(delta) <= prefs.duration_accept_s
+    subtitle = _check_file_name(candidate, residual, terms, verified)
+
+    path_words = tuple(word for folder in candidate.folders for word in tokens(folder) + ("/",))
+    artist = find_any(stem_words, terms.artist_variants, any_order=True) or find_any(
+        path_words, terms.artist_variants, any_order=True
+    )
+    album = find_any(path_words, terms.album_variants)
+    if artist is None and album is None:
+        raise _Rejected("rejected: neither artist nor album in path")
+
+    # A wanted version (radio edit, remix, live) shared without its tag is only that version
+    # when its length says so.
+    marked = terms.version_kinds & (version_kinds(residual) | raw_version_markers(candidate.stem))
+    if terms.version_kinds and not marked and delta is None:
+        raise _Rejected("rejected: version not named and length unknown")
+    if delta is not None and abs(delta) > prefs.duration_accept_s:
+        raise _Rejected(f"rejected: duration {delta:+.1f}s, beyond ±{prefs.duration_accept_s:g}s")
+
+    title_score = title.similarity * (_SUBTITLE_FACTOR if subtitle else 1.0)
+    reasons.append(f"title {title_score:.0f}" + (" (unknown subtitle)" if subtitle else ""))
+    reasons.append(f"artist {artist.similarity:.0f}" if artist else "artist not in path")
+    if album:
+        reasons.append(f"album {album.similarity:.0f}")
+    reasons.append(f"duration {delta:+.0f}s" if delta is not None else "no length")
+    return (
+        _TITLE_WEIGHT * title_score
+        + _ARTIST_WEIGHT * (artist.similarity if artist else 70.0)
+        + _DURATION_WEIGHT * _duration_score(delta)
+        + _ALBUM_WEIGHT * (album.similarity if album else 60.0)
+    )
+
+
+def score_candidate(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
+                    prefs: MatchPreferences) -> tuple[ScoredCandidate, bool]:
+    """The scored candidate and whether it is accepted."""
+    reasons: list[str] = []
+    try:
+        match = _match(candidate, wanted, terms, prefs, reasons)
+        accepted = match >= prefs.accept_score
+        if not accepted:
+            reasons.append(f"rejected: match {match:.0f} below {prefs.accept_score:g}")
+    except _Rejected as reject:
+        match, accepted = 0.0, False
+        reasons.append(str(reject))
+    preference = _preference_score(candidate, prefs, reasons)
+    score = _MATCH_SHARE * match + (1 - _MATCH_SHARE) * preference if accepted else 0.0
+    scored = ScoredCandidate(
+        username=candidate.username,
+        filename=candidate.filename,
+        size=candidate.size,
+        extension=candidate.extension,
+        bitrate=candidate.bitrate,
+        length=candidate.length,
+        score=round(score, 2),
+        reasons=reasons,
+    )
+    return scored, accepted
+
+
+def rank(wanted: WantedTrack, responses: list[dict[str, Any]],
+         prefs: MatchPreferences = MatchPreferences()) -> MatchDecision:
+    """Judges every file of one search; `accepted` (best first) are the retry candidates."""
+    terms = analyse_wanted(wanted)
+    accepted: list[ScoredCandidate] = []
+    rejected: list[ScoredCandidate] = []
+    for candidate in candidates_from_responses(responses):
+        scored, ok = score_candidate(candidate, wanted, terms, prefs)
+        (accepted if ok else rejected).append(scored)
+    accepted.sort(key=lambda scored: scored.score, reverse=True)
+    return MatchDecision(best=accepted[0] if accepted else None, accepted=accepted, rejected=rejected)
