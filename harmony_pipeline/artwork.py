@@ -147,7 +147,9 @@ def embed_cover(path: str | Path, image_bytes: bytes, mime: str) -> None:
     audio = open_audio(path)
     if isinstance(audio, MP3):
         audio.tags.delall("APIC")
-        audio.tags.add(APIC(encoding=3, mime=mime, type=PictureType.COVER_FRONT, desc="Cover", data=image_bytes))
+        audio.tags.add(
+            APIC(encoding=3, mime=mime, type=PictureType.COVER_FRONT, desc="Cover", data=image_bytes)
+        )
     elif isinstance(audio, MP4):
         audio.tags["covr"] = [MP4Cover(image_bytes, imageformat=MP4_COVER_FORMATS[mime])]
     elif isinstance(audio, FLAC):
@@ -216,7 +218,8 @@ def _embedded_picture(path: str | Path) -> tuple[bytes, str] | None:
         pictures = [(frame.type, frame.data, frame.mime) for frame in audio.tags.getall("APIC")]
     elif isinstance(audio, MP4):
         pictures = [
-            (PictureType.COVER_FRONT, bytes(cover), _mp4_cover_mime(cover)) for cover in audio.tags.get("covr", [])
+            (PictureType.COVER_FRONT, bytes(cover), _mp4_cover_mime(cover))
+            for cover in audio.tags.get("covr", [])
         ]
     elif isinstance(audio, FLAC):
         pictures = [(picture.type, picture.data, picture.mime) for picture in audio.pictures]

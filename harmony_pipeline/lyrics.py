@@ -124,7 +124,7 @@ def parse_lrc(text: str) -> list[tuple[int, str]]:
         stamps: list[int] = []
         while match := _TIMESTAMP.match(line):
             stamps.append(_timestamp_ms(*match.groups()))
-            line = line[match.end():]
+            line = line[match.end() :]
         timed.extend((stamp, line.strip()) for stamp in stamps)
     shifted = [(max(0, stamp - offset_ms), line) for stamp, line in timed]
     return sorted(shifted, key=lambda pair: pair[0])  # stable: equal times keep file order

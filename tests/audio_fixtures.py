@@ -69,20 +69,30 @@ def m4a_bytes(seconds: float = SECONDS, sample_rate: int = 44100) -> bytes:
     mvhd = _full_atom(
         b"mvhd",
         struct.pack(">IIII", 0, 0, sample_rate, duration)
-        + struct.pack(">IH", 0x10000, 0x100) + b"\x00" * 10 + matrix + b"\x00" * 24 + struct.pack(">I", 2),
+        + struct.pack(">IH", 0x10000, 0x100)
+        + b"\x00" * 10
+        + matrix
+        + b"\x00" * 24
+        + struct.pack(">I", 2),
     )
     tkhd = _full_atom(
         b"tkhd",
-        struct.pack(">IIIII", 0, 0, 1, 0, duration) + b"\x00" * 8
-        + struct.pack(">hhhH", 0, 0, 0x100, 0) + matrix + struct.pack(">II", 0, 0),
+        struct.pack(">IIIII", 0, 0, 1, 0, duration)
+        + b"\x00" * 8
+        + struct.pack(">hhhH", 0, 0, 0x100, 0)
+        + matrix
+        + struct.pack(">II", 0, 0),
         flags=7,
     )
     mdhd = _full_atom(b"mdhd", struct.pack(">IIIIHH", 0, 0, sample_rate, duration, 0x55C4, 0))
     hdlr = _full_atom(b"hdlr", struct.pack(">I", 0) + b"soun" + b"\x00" * 12 + b"SoundHandler\x00")
     mp4a = _atom(
         b"mp4a",
-        b"\x00" * 6 + struct.pack(">H", 1) + b"\x00" * 8
-        + struct.pack(">HHHHI", 1, 16, 0, 0, sample_rate << 16) + _esds(),
+        b"\x00" * 6
+        + struct.pack(">H", 1)
+        + b"\x00" * 8
+        + struct.pack(">HHHHI", 1, 16, 0, 0, sample_rate << 16)
+        + _esds(),
     )
     stbl = _atom(
         b"stbl",

@@ -8,6 +8,7 @@ import mutagen
 import numpy as np
 import pytest
 import soundfile
+from audio_fixtures import AUDIO_SUFFIXES, image_bytes, write_audio
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import APIC, ID3, PictureType
 from mutagen.mp4 import MP4, MP4Cover
@@ -27,7 +28,6 @@ from harmony_pipeline.artwork import (
     thumbnail_data_uri,
     write_cover_file,
 )
-from tests.audio_fixtures import AUDIO_SUFFIXES, image_bytes, write_audio
 
 
 def _pillow_size(data: bytes) -> tuple[int, int]:
@@ -42,7 +42,11 @@ def _raw_embedded(path: Path) -> list[tuple[int, str, bytes]]:
         return [(frame.type, frame.mime, frame.data) for frame in ID3(path).getall("APIC")]
     if path.suffix == ".m4a":
         return [
-            (PictureType.COVER_FRONT, "image/jpeg" if c.imageformat == MP4Cover.FORMAT_JPEG else "image/png", bytes(c))
+            (
+                PictureType.COVER_FRONT,
+                "image/jpeg" if c.imageformat == MP4Cover.FORMAT_JPEG else "image/png",
+                bytes(c),
+            )
             for c in MP4(path).tags.get("covr", [])
         ]
     if path.suffix == ".flac":
@@ -56,7 +60,10 @@ def test_largest_measured_image_wins_even_when_declared_sizes_lie() -> None:
     caa_thumbnail_of_small_original = image_bytes(600, 600)
     itunes = image_bytes(1400, 1400)
     measured = [
-        (ArtworkCandidate("coverartarchive", "http://caa/front-1200", 1200, 1200), measure_image(caa_thumbnail_of_small_original)),
+        (
+            ArtworkCandidate("coverartarchive", "http://caa/front-1200", 1200, 1200),
+            measure_image(caa_thumbnail_of_small_original),
+        ),
         (ArtworkCandidate("spotify", "http://spotify/640", 640, 640), measure_image(spotify)),
         (ArtworkCandidate("itunes", "http://itunes/3000x3000bb.jpg", 3000, 3000), measure_image(itunes)),
     ]
@@ -144,8 +151,24 @@ def test_no_embed_reads_as_none_and_front_cover_is_preferred(tmp_path: Path) -> 
     path = write_audio(tmp_path / "track.mp3")
     assert existing_cover(path) is None
     id3 = ID3()
-    id3.add(APIC(encoding=3, mime="image/jpeg", type=PictureType.COVER_BACK, desc="back", data=image_bytes(100, 100)))
-    id3.add(APIC(encoding=3, mime="image/jpeg", type=PictureType.COVER_FRONT, desc="front", data=image_bytes(700, 500)))
+    id3.add(
+        APIC(
+            encoding=3,
+            mime="image/jpeg",
+            type=PictureType.COVER_BACK,
+            desc="back",
+            data=image_bytes(100, 100),
+        )
+    )
+    id3.add(
+        APIC(
+            encoding=3,
+            mime="image/jpeg",
+            type=PictureType.COVER_FRONT,
+            desc="front",
+            data=image_bytes(700, 500),
+        )
+    )
     id3.save(path)
 
     info = existing_cover(path)
@@ -170,7 +193,9 @@ def test_replacement_rule_by_shorter_edge() -> None:
 def test_replacement_rule_by_bytes_when_dimensions_unknown(tmp_path: Path) -> None:
     path = write_audio(tmp_path / "track.mp3")
     id3 = ID3()
-    id3.add(APIC(encoding=3, mime="image/webp", type=PictureType.COVER_FRONT, desc="", data=b"\x00" * 100_000))
+    id3.add(
+        APIC(encoding=3, mime="image/webp", type=PictureType.COVER_FRONT, desc="", data=b"\x00" * 100_000)
+    )
     id3.save(path)
     undecodable = existing_cover(path)
     assert undecodable == ImageInfo(None, None, "image/webp", 100_000)
@@ -214,7 +239,7 @@ def test_thumbnail_data_uri_is_a_small_jpeg_keeping_aspect() -> None:
     uri = thumbnail_data_uri(image_bytes(1200, 600), size=96)
     prefix = "data:image/jpeg;base64,"
     assert uri.startswith(prefix)
-    with Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):]))) as image:
+    with Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :]))) as image:
         assert (image.format, image.size) == ("JPEG", (96, 48))
 
 

@@ -41,7 +41,9 @@ def _record(**overrides: object) -> dict[str, object]:
 
 
 def test_render_lrc_exact_text_with_headers_and_normalised_timestamps() -> None:
-    text = render_lrc(SYNCED, "Borislav Slavov", "I Want to Live", "Baldur's Gate 3 (Original Game Soundtrack)", 233.0)
+    text = render_lrc(
+        SYNCED, "Borislav Slavov", "I Want to Live", "Baldur's Gate 3 (Original Game Soundtrack)", 233.0
+    )
 
     assert text == (
         "[ar:Borislav Slavov]\n"
@@ -87,8 +89,11 @@ def test_synced_is_preferred_over_plain_even_from_another_album() -> None:
     synced_compilation = LyricsRecord.from_json(_record(id=2, albumName="Best of", duration=234.5))
 
     chosen = choose_record(
-        [plain_same_album, synced_compilation], "Borislav Slavov", "I Want to Live",
-        "Baldur's Gate 3 (Original Game Soundtrack)", 233.0,
+        [plain_same_album, synced_compilation],
+        "Borislav Slavov",
+        "I Want to Live",
+        "Baldur's Gate 3 (Original Game Soundtrack)",
+        233.0,
     )
 
     assert chosen == synced_compilation
@@ -100,13 +105,17 @@ def test_same_album_then_closest_duration_break_ties() -> None:
     same_album_near = LyricsRecord.from_json(_record(id=3, duration=233.5))
     records = [other_album, same_album_far, same_album_near]
 
-    chosen = choose_record(records, "Borislav Slavov", "I Want to Live", "Baldur’s Gate 3 (Original Game Soundtrack)", 233.0)
+    chosen = choose_record(
+        records, "Borislav Slavov", "I Want to Live", "Baldur’s Gate 3 (Original Game Soundtrack)", 233.0
+    )
 
     assert chosen.id == 3
 
 
 def test_names_match_after_lrclib_normalisation_only() -> None:
-    record = LyricsRecord.from_json(_record(artistName="Beyoncé", trackName="Don't Stop (Me) Now!", duration=200.0))
+    record = LyricsRecord.from_json(
+        _record(artistName="Beyoncé", trackName="Don't Stop (Me) Now!", duration=200.0)
+    )
 
     assert choose_record([record], "BEYONCE", "Dont stop me now", None, 200.0) == record
     assert choose_record([record], "Beyoncé", "Don’t Stop (Me) Now", None, 200.0) == record
@@ -144,13 +153,23 @@ def test_plain_instrumental_and_missing_outcomes_have_no_lrc() -> None:
     instrumental = lyrics_outcome(instrumental_record, "A", "T", None, 233.0)
     missing = lyrics_outcome(None, "A", "T", None, 233.0)
 
-    assert (plain.kind, plain.lrc_text, plain.plain_text) == (LyricsKind.PLAIN, None, _record()["plainLyrics"])
-    assert (instrumental.kind, instrumental.lrc_text, instrumental.plain_text) == (LyricsKind.INSTRUMENTAL, None, None)
+    assert (plain.kind, plain.lrc_text, plain.plain_text) == (
+        LyricsKind.PLAIN,
+        None,
+        _record()["plainLyrics"],
+    )
+    assert (instrumental.kind, instrumental.lrc_text, instrumental.plain_text) == (
+        LyricsKind.INSTRUMENTAL,
+        None,
+        None,
+    )
     assert (missing.kind, missing.lrc_text, missing.record_id) == (LyricsKind.MISSING, None, None)
 
 
 def test_instrumental_record_is_chosen_when_it_is_the_only_match_but_loses_to_lyrics() -> None:
-    instrumental = LyricsRecord.from_json(_record(id=9, instrumental=True, plainLyrics=None, syncedLyrics=None))
+    instrumental = LyricsRecord.from_json(
+        _record(id=9, instrumental=True, plainLyrics=None, syncedLyrics=None)
+    )
     plain = LyricsRecord.from_json(_record(id=10, syncedLyrics=None))
     empty = LyricsRecord.from_json(_record(id=11, plainLyrics=None, syncedLyrics=None))
 

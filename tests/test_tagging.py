@@ -6,11 +6,11 @@ import mutagen
 import numpy as np
 import pytest
 import soundfile
+from audio_fixtures import AUDIO_SUFFIXES, write_audio
 from mutagen.id3 import ID3, TIPL
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 
 from harmony_pipeline.tagging import TaggingError, TrackTags, read_tags, write_tags
-from tests.audio_fixtures import AUDIO_SUFFIXES, write_audio
 
 FULL = TrackTags(
     title="Hey Boy Hey Girl – Ünïcode",
@@ -188,10 +188,10 @@ def test_corrupt_unsupported_and_missing_files_raise_tagging_error(tmp_path: Pat
     wav = tmp_path / "tone.wav"
     soundfile.write(wav, np.zeros(800), 8000)
 
-    with pytest.raises(TaggingError, match="corrupt.mp3"):
+    with pytest.raises(TaggingError, match=r"corrupt\.mp3"):
         write_tags(corrupt, FULL)
     with pytest.raises(TaggingError, match="unsupported"):
         write_tags(wav, FULL)
-    with pytest.raises(TaggingError, match="missing.flac"):
+    with pytest.raises(TaggingError, match=r"missing\.flac"):
         read_tags(tmp_path / "missing.flac")
     assert corrupt.read_bytes() == b"not audio at all " * 64
