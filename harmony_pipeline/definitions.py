@@ -18,9 +18,10 @@ from dagster import (
     in_process_executor,
 )
 
-from assets import playlists
+from assets import acquisition, playlists
 from harmony_pipeline.settings import Settings, load_settings
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
+from resources.slskd import SlskdResource
 from resources.spotify import SpotifyResource
 from sensors.schedules import playlist_sync_job, playlist_sync_schedule
 
@@ -70,6 +71,7 @@ def build_resources(settings: Settings) -> dict:
             redirect_uri=settings.spotify_redirect_uri,
             token_cache_path=str(settings.token_cache_path),
         ),
+        "slskd": SlskdResource(url=settings.slskd_url, api_key=_secret("SLSKD_API_KEY")),
     }
 
 
@@ -78,9 +80,11 @@ def build_definitions(settings: Settings) -> Definitions:
     sensor_status = DefaultSensorStatus.STOPPED if settings.disable_workers else DefaultSensorStatus.RUNNING
     del sensor_status  # sensors arrive with acquisition, ingest and watchlist
 
-    assets = [playlists.spotify_playlists, playlists.playlist_tracks]
+    acquisition_assets = [acquisition.wanted_tracks, acquisition.soulseek_matches, acquisition.downloads,
+                          acquisition.library_tracks]
+    assets = [playlists.spotify_playlists, playlists.playlist_tracks, *acquisition_assets]
     asset_checks: list = []
-    sync_job = playlist_sync_job(AssetSelection.assets())
+    sync_job = playlist_sync_job(AssetSelection.assets(*acquisition_assets))
     schedules = [playlist_sync_schedule(sync_job, schedule_status)]
     sensors: list = []
 

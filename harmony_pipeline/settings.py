@@ -223,7 +223,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         artwork_min_edge=_int(env, "ARTWORK_MIN_EDGE", 1000, minimum=1),
         disable_workers=_bool(env, "HARMONY_DISABLE_WORKERS"),
         retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", 10, minimum=1),
-        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", 60.0, minimum=0.0),
+        retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", 60.0, minimum=0.001),
         retry_jitter_pct=_jitter(env, "RETRY_JITTER_PCT", 0.2),
         watchlist_interval=_int(env, "WATCHLIST_INTERVAL", 86_400, minimum=1),
         download_wait_seconds=_int(env, "HARMONY_DOWNLOAD_WAIT_SECONDS", 120, minimum=0),
