@@ -31,6 +31,7 @@ _APOSTROPHES = re.compile(r"['’`´]")
 _AND = re.compile(r"\s*[&+]\s*")
 _NON_WORD = re.compile(r"[\W_]+")
 _DROPPED_TOKENS = frozenset({"the"})
+_ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "x": "10"}
 
 
 def has_japanese(text: str) -> bool:
@@ -58,7 +59,20 @@ def tokens(text: str) -> tuple[str, ...]:
     text = _LEET_RE.sub(lambda match: _LEET[match.group()], text)
     text = _APOSTROPHES.sub("", text)
     text = _AND.sub(" and ", text)
-    return tuple(word for word in _NON_WORD.sub(" ", text).split() if word not in _DROPPED_TOKENS)
+    words = [word for word in _NON_WORD.sub(" ", text).split() if word not in _DROPPED_TOKENS]
+    return tuple(_part_numbers_as_digits(words))
+
+
+def _part_numbers_as_digits(words: list[str]) -> list[str]:
+    """"Part II" and "Pt. 2" read the same: `pt 2`."""
+    result: list[str] = []
+    for word in words:
+        if word == "part":
+            word = "pt"
+        elif result and result[-1] == "pt" and word in _ROMAN:
+            word = _ROMAN[word]
+        result.append(word)
+    return result
 
 
 def normalize(text: str) -> str:
@@ -73,6 +87,7 @@ def search_text(text: str, keep_diacritics: bool = True) -> str:
     """Text safe for a Soulseek search: letters and digits only, one-character terms dropped."""
     text = unicodedata.normalize("NFKC", text)
     text = _ACRONYM_DOT.sub(r"\1", text)
+    text = _LEET_RE.sub(lambda match: _LEET[match.group()], text.lower())
     text = _APOSTROPHES.sub("", text)
     if not keep_diacritics:
         text = "".join(

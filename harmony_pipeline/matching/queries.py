@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .models import WantedTrack
 from .names import split_title
-from .normalize import search_text
+from .normalize import has_non_latin, romanise, search_text
 
 
 def _unique(texts: list[str]) -> list[str]:
@@ -14,20 +14,21 @@ def _unique(texts: list[str]) -> list[str]:
 def build_queries(wanted: WantedTrack) -> list[str]:
     """Ordered search texts: artist + title, then without diacritics, then a broader fallback.
 
-    The title loses Spotify noise (`- Remastered 2011`, `(feat. X)`) but keeps a wanted version
-    word only through the artist + title text of the first query; punctuation that Soulseek
-    treats as operators is removed and one-character terms (dropped by the server) are left out.
+    The title loses Spotify noise (`- Remastered 2011`, `(feat. X)`) and version tags, which peers
+    spell in many ways (ranking judges versions); punctuation Soulseek would read as operators
+    goes, and one-character terms, which the server drops, are left out.
     """
-    _, short_title, _ = split_title(wanted.title)
-    primary = search_text(f"{wanted.artist} {short_title}")
-    plain = search_text(f"{wanted.artist} {short_title}", keep_diacritics=False)
+    full_title, short_title, _ = split_title(wanted.title)
+    primary = search_text(f"{wanted.artist} {full_title}")
+    plain = search_text(f"{wanted.artist} {full_title}", keep_diacritics=False)
+    romanised = search_text(romanise(f"{wanted.artist} {full_title}")) if has_non_latin(primary) else ""
     artist_words = search_text(wanted.artist).split()
     main_word = max(artist_words, key=len) if artist_words else ""
     fallback = search_text(f"{main_word} {short_title}", keep_diacritics=False)
-    return _unique([primary, plain, fallback])
+    return _unique([primary, plain, romanised, fallback])
 
 
 def build_album_query(artist: str, album: str) -> str:
     """One search per album: artist + album name without edition noise."""
-    _, short_album, _ = split_title(album)
-    return search_text(f"{artist} {short_album}")
+    full_album, _, _ = split_title(album)
+    return search_text(f"{artist} {full_album}")

@@ -28,12 +28,13 @@ from .versions import (
 _NUMBERING_WORD = re.compile(r"^(?:\d{1,3}|(?:19|20)\d\d|[a-d]\d{1,2}|cd\d{1,2})$")
 _HASH_WORD = re.compile(r"^(?=.*\d)[0-9a-f]{6,}$")  # scene names end in a crc like "c9ebaa49"
 _SCENE_STEM = re.compile(r"^\S+-\S+$")
+_VERSION_NOUNS = frozenset({"version", "mix", "edit", "take", "recording", "rendition", "cut"})
 _BRACKETS = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
 
 # Weights of the match score; they add up to 1.
 _TITLE_WEIGHT, _ARTIST_WEIGHT, _DURATION_WEIGHT, _ALBUM_WEIGHT = 0.4, 0.25, 0.25, 0.1
 # A title followed by an unknown bracketed subtitle is less certain.
-_SUBTITLE_FACTOR = 0.9
+_SUBTITLE_FACTOR = 0.75
 # The final score: how sure the match is matters more than how nice the file is.
 _MATCH_SHARE = 0.8
 
@@ -95,8 +96,12 @@ def _check_file_name(candidate: Candidate, residual: list[str], terms: WantedTer
     ]
     if not unknown:
         return False
-    # Words in brackets may be a subtitle ("2 + 2 = 5 (The Lukewarm.)"): the length must confirm.
-    bracketed = {word for group in _BRACKETS.findall(candidate.stem) for word in tokens(group)}
+    # Words in brackets may be a subtitle ("2 + 2 = 5 (The Lukewarm.)"): the length must confirm,
+    # and "(Band Version)"-style groups name another version.
+    groups = [tokens(group) for group in _BRACKETS.findall(candidate.stem)]
+    bracketed = {word for group in groups for word in group}
+    if any(set(group) & _VERSION_NOUNS for group in groups if set(group) & set(unknown)):
+        raise _Rejected(f"rejected: other version '{' '.join(unknown[:4])}'")
     if not verified or not set(unknown) <= bracketed:
         raise _Rejected(f"rejected: other words in file name '{' '.join(unknown[:4])}'")
     return True
