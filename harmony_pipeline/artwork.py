@@ -182,9 +182,12 @@ def existing_cover_bytes(path: str | Path) -> bytes | None:
 
 def thumbnail_data_uri(image_bytes: bytes, size: int = 96) -> str:
     """A small JPEG data URI for a markdown preview in the Dagster UI."""
-    with Image.open(io.BytesIO(image_bytes)) as image:
-        image.thumbnail((size, size), Image.Resampling.LANCZOS)
-        encoded = _jpeg_bytes(image, quality=80)
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            image.thumbnail((size, size), Image.Resampling.LANCZOS)
+            encoded = _jpeg_bytes(image, quality=80)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise ArtworkError(f"not a usable image: {error}") from error
     return "data:image/jpeg;base64," + base64.b64encode(encoded).decode("ascii")
 
 

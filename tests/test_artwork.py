@@ -28,6 +28,7 @@ from harmony_pipeline.artwork import (
     thumbnail_data_uri,
     write_cover_file,
 )
+from harmony_pipeline.tagging import TaggingError
 
 
 def _pillow_size(data: bytes) -> tuple[int, int]:
@@ -142,9 +143,13 @@ def test_png_cover_is_embedded_as_png_when_asked(tmp_path: Path) -> None:
     assert existing_cover(path) == ImageInfo(500, 400, "image/png", len(png))
 
 
-def test_embed_rejects_unsupported_mime(tmp_path: Path) -> None:
+def test_embed_rejects_unsupported_mime_and_corrupt_audio(tmp_path: Path) -> None:
     with pytest.raises(ArtworkError):
         embed_cover(write_audio(tmp_path / "track.flac"), b"GIF89a", "image/gif")
+    corrupt = tmp_path / "corrupt.m4a"
+    corrupt.write_bytes(b"\x00\x00\x00\x08junk" * 10)
+    with pytest.raises(TaggingError):
+        embed_cover(corrupt, image_bytes(10, 10), "image/jpeg")
 
 
 def test_no_embed_reads_as_none_and_front_cover_is_preferred(tmp_path: Path) -> None:
@@ -241,6 +246,8 @@ def test_thumbnail_data_uri_is_a_small_jpeg_keeping_aspect() -> None:
     assert uri.startswith(prefix)
     with Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :]))) as image:
         assert (image.format, image.size) == ("JPEG", (96, 48))
+    with pytest.raises(ArtworkError):
+        thumbnail_data_uri(b"<html>not found</html>")
 
 
 def test_original_is_kept_as_cover_file(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import mutagen
@@ -57,7 +58,9 @@ def test_every_field_round_trips_and_audio_is_untouched(tmp_path: Path, suffix: 
     assert after.channels == before.channels
     if samples_before is not None:
         assert np.array_equal(_decoded(path), samples_before)
-    assert read_tags(path) == FULL
+    read = read_tags(path)
+    assert read == FULL
+    assert read.filled_fields() == FULL.filled_fields() == [f.name for f in fields(TrackTags)]
 
 
 def test_mp3_uses_standard_id3v24_frames(tmp_path: Path) -> None:
@@ -162,6 +165,7 @@ def test_empty_fields_keep_existing_values_and_rewrites_do_not_duplicate(tmp_pat
     assert read.genres == ["pop", "dance"]
     assert read.plain_lyrics == "new words"
     assert (read.track_number, read.track_total) == (4, None)
+    assert read.filled_fields() == ["title", "track_number", "genres", "plain_lyrics"]
 
 
 def test_mp3_producer_write_keeps_other_people_roles(tmp_path: Path) -> None:
