@@ -219,3 +219,16 @@ def _track_columns(track) -> dict:
         "duration_ms": track.duration_ms,
         "added_at": track.added_at,
     }
+
+
+def wiring(settings, workers):
+    """Playlist assets and the 15-minute sync schedule (which also acquires what the sync added)."""
+    from dagster import AssetSelection
+
+    from harmony_pipeline.wiring import Wiring
+    from sensors.schedules import playlist_sync_job, playlist_sync_schedule
+
+    job = playlist_sync_job(
+        AssetSelection.assets("wanted_tracks", "soulseek_matches", "downloads", "library_tracks"))
+    return Wiring(assets=[spotify_playlists, playlist_tracks], jobs=[job],
+                  schedules=[playlist_sync_schedule(job, workers.schedule_status)])

@@ -35,8 +35,7 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings | None) -> int:
     from harmony_pipeline.sandbox import run_forever
 
     root = Path(args.root).absolute()
-    run_forever(root, port_base=args.port_base, env_file=Path(args.env_file) if args.env_file else None,
-                quiet=args.quiet)
+    run_forever(root, port_base=args.port_base, env_file=Path(args.env_file) if args.env_file else None)
     return 0
 
 

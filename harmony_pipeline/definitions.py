@@ -1,29 +1,34 @@
 """The code location: `harmony_pipeline.definitions:defs`.
 
-Flags decide what is loaded: ENABLE_ARTWORK / ENABLE_LYRICS add the artwork / lyrics assets, and
-HARMONY_DISABLE_WORKERS=1 loads every sensor and schedule STOPPED. One `wiring_summary` line is logged.
+Each concern (playlists, ingest, watchlist, acquisition, enrichment, operations) contributes its
+assets, checks, sensors and schedules through a `wiring(settings, workers)` function (see
+harmony_pipeline/wiring.py). Flags decide what is loaded: ENABLE_ARTWORK / ENABLE_LYRICS add the
+artwork / lyrics assets, and HARMONY_DISABLE_WORKERS=1 loads every sensor and schedule STOPPED.
+One `wiring_summary` line is logged at load.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
-from dagster import (
-    AssetSelection,
-    DefaultScheduleStatus,
-    DefaultSensorStatus,
-    Definitions,
-    EnvVar,
-    in_process_executor,
-)
+from dagster import Definitions, EnvVar, in_process_executor
 
-from assets import acquisition, playlists
 from harmony_pipeline.settings import Settings, load_settings
+from harmony_pipeline.wiring import Wiring, Workers
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.slskd import SlskdResource
 from resources.spotify import SpotifyResource
-from sensors.schedules import playlist_sync_job, playlist_sync_schedule
+
+CONCERN_MODULES = (
+    "assets.playlists",
+    "assets.ingest",
+    "assets.watchlist",
+    "assets.acquisition",
+    "assets.enrichment",
+    "assets.checks",
+)
 
 log = logging.getLogger("harmony_pipeline")
 if not log.handlers:  # the summary must show in `dagster dev` output and code-server logs
@@ -75,39 +80,42 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+def collect_wiring(settings: Settings) -> Wiring:
+    workers = Workers(disabled=settings.disable_workers)
+    combined = Wiring(resources=build_resources(settings))
+    for module_name in CONCERN_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        combined.add(module.wiring(settings, workers))
+    return combined
+
+
 def build_definitions(settings: Settings) -> Definitions:
-    schedule_status = DefaultScheduleStatus.STOPPED if settings.disable_workers else DefaultScheduleStatus.RUNNING
-    sensor_status = DefaultSensorStatus.STOPPED if settings.disable_workers else DefaultSensorStatus.RUNNING
-    del sensor_status  # sensors arrive with acquisition, ingest and watchlist
-
-    acquisition_assets = [acquisition.wanted_tracks, acquisition.soulseek_matches, acquisition.downloads,
-                          acquisition.library_tracks]
-    assets = [playlists.spotify_playlists, playlists.playlist_tracks, *acquisition_assets]
-    asset_checks: list = []
-    sync_job = playlist_sync_job(AssetSelection.assets(*acquisition_assets))
-    schedules = [playlist_sync_schedule(sync_job, schedule_status)]
-    sensors: list = []
-
+    wiring = collect_wiring(settings)
     defs = Definitions(
-        assets=assets,
-        asset_checks=asset_checks,
-        jobs=[sync_job],
-        schedules=schedules,
-        sensors=sensors,
-        resources=build_resources(settings),
+        assets=wiring.assets,
+        asset_checks=wiring.asset_checks,
+        jobs=wiring.jobs,
+        schedules=wiring.schedules,
+        sensors=wiring.sensors,
+        resources=wiring.resources,
         executor=in_process_executor,
     )
-    log.info(wiring_summary(assets, sensors, schedules, settings))
+    log.info(wiring_summary(wiring, settings))
     return defs
 
 
-def wiring_summary(assets: list, sensors: list, schedules: list, settings: Settings) -> str:
-    asset_names = sorted(key.to_user_string() for a in assets for key in a.keys)
+def wiring_summary(wiring: Wiring, settings: Settings) -> str:
+    asset_names = sorted(key.to_user_string() for a in wiring.assets for key in a.keys)
     state = "stopped" if settings.disable_workers else "running"
     return (
         f"wiring_summary assets=[{', '.join(asset_names)}] "
-        f"sensors=[{', '.join(sorted(s.name for s in sensors))}] "
-        f"schedules=[{', '.join(sorted(s.name for s in schedules))}] "
+        f"sensors=[{', '.join(sorted(s.name for s in wiring.sensors))}] "
+        f"schedules=[{', '.join(sorted(s.name for s in wiring.schedules))}] "
         f"workers={state} ENABLE_ARTWORK={settings.enable_artwork} ENABLE_LYRICS={settings.enable_lyrics}"
     )
 
