@@ -297,3 +297,11 @@ def test_abstains_when_only_other_versions_exist() -> None:
     decision = rank(SONG, responses)
     assert decision.best is None and len(decision.rejected) == 6
     assert all(any(r.startswith("rejected:") for r in c.reasons) for c in decision.rejected)
+
+
+def test_scene_names_keep_version_words_apart_from_the_group_tag() -> None:
+    folder = "Music\\The_Doors-The_Doors-CD-FLAC-1967-GRP\\"
+    assert_rejected(SONG, audio(folder + "06-the_doors-light_my_fire_live.flac", length=None), "live version")
+    assert_rejected(SONG, audio(folder + "06-the_doors-light_my_fire-live.flac", length=None), "live version")
+    good = folder + "06-the_doors-light_my_fire-grp.flac"
+    assert best_pair(SONG, [peer("u", [audio(good, length=None)])]) == ("u", good)

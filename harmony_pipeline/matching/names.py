@@ -16,6 +16,7 @@ _GROUP = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]")
 _FEAT_GROUP = re.compile(r"^\s*(?:feat\.?|ft\.?|featuring|with)\s", re.IGNORECASE)
 _FEAT_TAIL = re.compile(r"\s(?:feat\.?|ft\.?|featuring)\s.*$", re.IGNORECASE)
 _ARTIST_SPLIT = re.compile(r"\s*(?:&|\band\b|,|\bx\b|\+|/)\s*", re.IGNORECASE)
+_NON_DIGIT = re.compile(r"\D")
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
 
 # Fuzzy matches must be at least this similar (rapidfuzz ratio on compact strings).
@@ -117,6 +118,7 @@ def find_span(words: tuple[str, ...] | list[str], target: tuple[str, ...], any_o
     `any_order` also accepts the words in another order ("Yonezu Kenshi" for "Kenshi Yonezu").
     """
     wanted = "".join(target)
+    wanted_digits = _NON_DIGIT.sub("", wanted)
     best: Span | None = None
     for start in range(len(words)):
         joined = ""
@@ -128,7 +130,9 @@ def find_span(words: tuple[str, ...] | list[str], target: tuple[str, ...], any_o
                 return Span(start, end, 100.0)
             if len(joined) > len(wanted) * 1.3 + 2:
                 break
-            if len(wanted) >= 5 and abs(len(joined) - len(wanted)) <= max(2, len(wanted) // 5):
+            close_length = abs(len(joined) - len(wanted)) <= max(2, len(wanted) // 5)
+            # Spelling slips only: "Song 2" is never "Song 3".
+            if len(wanted) >= 5 and close_length and _NON_DIGIT.sub("", joined) == wanted_digits:
                 similarity = fuzz.ratio(joined, wanted)
                 if similarity >= FUZZY_MIN and (best is None or similarity > best.similarity):
                     best = Span(start, end, similarity)

@@ -19,6 +19,7 @@ from .normalize import tokens
 from .paths import candidates_from_responses, is_hostile
 from .versions import (
     FOLDER_VERSION_WORDS,
+    VERSION_WORDS,
     drop_harmless_phrases,
     part_numbers,
     raw_version_markers,
@@ -64,8 +65,10 @@ def _residual_words(candidate: Candidate, stem_words: tuple[str, ...], start: in
             del words[span.start:span.end]
         residual.extend(words)
     residual = drop_harmless_phrases(residual)
-    if _SCENE_STEM.match(candidate.stem) and residual and residual[-1] == stem_words[-1]:
-        residual = residual[:-1]  # the release group tag closing a scene name
+    group_tag = candidate.stem.rsplit("-", 1)[-1]
+    if (_SCENE_STEM.match(candidate.stem) and "_" not in group_tag and residual
+            and residual[-1] == group_tag.lower() and group_tag.lower() not in VERSION_WORDS):
+        residual = residual[:-1]  # the release group tag closing a scene name: "…-title-grp"
     return residual
 
 
