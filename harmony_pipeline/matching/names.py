@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 from .models import WantedTrack
-from .normalize import has_non_latin, tokens
+from .normalize import tokens
 from .versions import FOLDER_VERSION_WORDS, NOISE_WORDS, part_numbers, raw_version_markers, version_kinds
 
 _SUFFIX_SPLIT = re.compile(r"\s+[-–—]\s+")
@@ -41,7 +41,6 @@ class WantedTerms:
     artist_variants: tuple[tuple[str, ...], ...]
     album_variants: tuple[tuple[str, ...], ...]
     part_numbers: frozenset[int]
-    non_latin_title: bool
 
 
 def _is_noise(words: tuple[str, ...]) -> bool:
@@ -107,7 +106,6 @@ def analyse_wanted(wanted: WantedTrack) -> WantedTerms:
         artist_variants=_artist_variants(wanted.artists),
         album_variants=_album_variants(wanted.album),
         part_numbers=frozenset(part_numbers(full)),
-        non_latin_title=has_non_latin(short),
     )
 
 
