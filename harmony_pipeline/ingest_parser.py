@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
@@ -87,8 +88,19 @@ def clean_field(text: str) -> str:
     return _SPACE_RE.sub(" ", text).strip()
 
 
+_FINGERPRINT_TABLE = {ord(dash): "-" for dash in _DASHES} | {ord(k): v for k, v in _QUOTES.items()}
+
+
 def normalize_for_fingerprint(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.casefold())
+    text = text.casefold()
+    if not text.isascii():
+        text = _fold_non_ascii(text)
+    text = text.translate(_FINGERPRINT_TABLE)
+    return _SPACE_RE.sub(" ", _INVISIBLE_RE.sub("", text)).strip()
+
+
+def _fold_non_ascii(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
     kept: list[str] = []
     for char in text:
         # Accents go only from Latin, Greek and Cyrillic letters (all below U+0530, or the
@@ -96,9 +108,7 @@ def normalize_for_fingerprint(text: str) -> str:
         if unicodedata.combining(char) and kept and (ord(kept[-1]) < 0x530 or 0x1E00 <= ord(kept[-1]) < 0x1F00):
             continue
         kept.append(char)
-    text = unicodedata.normalize("NFKC", "".join(kept))
-    text = text.translate({ord(d): "-" for d in _DASHES}).translate(str.maketrans(_QUOTES))
-    return _SPACE_RE.sub(" ", _INVISIBLE_RE.sub("", text)).strip()
+    return unicodedata.normalize("NFKC", "".join(kept))
 
 
 def _fingerprint(item: IngestItem) -> str:
@@ -181,7 +191,8 @@ _NUMBERING_RE = re.compile(r"\d{1,4}\s*[.)]\s+")
 _DASH_NUMBERING_RE = re.compile(r"\d{1,4}\s+[-\u2013\u2014]\s+")
 # Between artist and title: a spaced hyphen (or two), or a dash with or without spaces.
 # A bare hyphen is part of names ("Jay-Z", "Blink-182").
-_SEPARATOR_RE = re.compile(r"\s+-{1,2}\s+|\s*[\u2013\u2014\u2015]\s*")
+_SEPARATOR_RE = re.compile(r"\s+-{1,2}(?:\s+|$)|\s*[\u2013\u2014\u2015]\s*")
+_OTHER_LINK_RE = re.compile(r"<?https?://([^/\s>]+)\S*", re.IGNORECASE)
 _QUOTED_BY_RE = re.compile(r"[\"\u201c](?P<title>[^\"\u201d]+)[\"\u201d]\s+by\s+(?P<artist>.+)", re.IGNORECASE)
 _TRAILING_DURATION_RE = re.compile(r"(?:\s+[\[(]?|[\[(])((?:\d{1,2}:)?\d{1,3}:\d{2})[\])]?$")
 _TRAILING_GROUP_RE = re.compile(r"\s*[(\[]([^()\[\]]+)[)\]]$")
@@ -242,10 +253,10 @@ def _strip_list_marker(text: str) -> str:
 
 def _parse_clean_line(text: str, line_number: int, raw: str) -> IngestItem:
     text, ref = _extract_spotify_link(text)
-    if not text:
-        if ref is None:
-            raise ValueError("empty line")
+    if not text:  # the line was only a link
         return IngestItem(None, None, line_number, raw, spotify_ref=ref)
+    if other_link := _OTHER_LINK_RE.fullmatch(text):
+        raise ValueError(f"unsupported link ({other_link[1]}): only Spotify links are accepted")
     isrc = parse_isrc(text) if not _SEPARATOR_RE.search(text) else None
     if isrc is not None and ref is None:
         return IngestItem(None, None, line_number, raw, isrc=isrc)
@@ -266,6 +277,8 @@ def _parse_clean_line(text: str, line_number: int, raw: str) -> IngestItem:
 
 def _extract_spotify_link(text: str) -> tuple[str, SpotifyRef | None]:
     """The line without its Spotify link token, and the link; ValueError for a refused link."""
+    if "spotify" not in text.lower():
+        return text, None
     tokens = text.split(" ")
     for index, token in enumerate(tokens):
         if split_spotify_link(token) is not None:
@@ -349,10 +362,13 @@ def _column_of(name: str) -> Column | None:
 def split_artist_credits(text: str) -> list[str]:
     """Names in an "Artist Name(s)" cell.
 
-    One Exportify joins names with ", " and escapes commas inside a name as "\\,"; an older one
+    Exportify versions differ: the newest join names with ";" (names may hold commas: "Tyler,
+    The Creator"); one joins with ", " and escapes commas inside a name as "\\,"; an older one
     joins with "," and escapes nothing, so a comma followed by a non-space separates names there.
     """
-    if re.search(r"(?<!\\),(?! )", text):
+    if ";" in text:
+        parts = text.split(";")
+    elif re.search(r"(?<!\\),(?! )", text):
         parts = re.split(r"(?<!\\),(?! )", text)
     else:
         parts = re.split(r"(?<!\\), ", text)
@@ -365,12 +381,7 @@ def _item_from_fields(fields: dict[Column, Any], line_number: int, raw: str) -> 
     for column, value in fields.items():
         if isinstance(value, str) and len(value) > MAX_LINE_CHARS:
             raise ValueError(f"{column} longer than {MAX_LINE_CHARS} characters")
-    ref = None
-    link = _text(fields.get("uri"))
-    if link:
-        ref = parse_spotify_ref_or_raise(link)
-    elif track_id := _text(fields.get("track_id")):
-        ref = parse_spotify_ref_or_raise(track_id, "track")
+    ref, link_problem = _ref_from_fields(fields)
     isrc_text = _text(fields.get("isrc"))
     isrc = parse_isrc(isrc_text) if isrc_text else None
 
@@ -383,6 +394,8 @@ def _item_from_fields(fields: dict[Column, Any], line_number: int, raw: str) -> 
     album = _text(fields.get("album")) or None
     artist = artists[0] if artists else None
     if ref is None and isrc is None:
+        if link_problem and (artist is None or title is None):
+            raise ValueError(link_problem)
         if isrc_text:
             raise ValueError(f"invalid ISRC {isrc_text!r}")
         if artist is None or title is None:
@@ -395,6 +408,22 @@ def _item_from_fields(fields: dict[Column, Any], line_number: int, raw: str) -> 
         duration_ms = _duration_value(fields.get("duration"), unit_is_ms=False)
     return IngestItem(artist, title, line_number, raw, album=album, year=_year_value(fields.get("year")),
                       duration_ms=duration_ms, isrc=isrc, spotify_ref=ref, artists=tuple(artists))
+
+
+def _ref_from_fields(fields: dict[Column, Any]) -> tuple[SpotifyRef | None, str | None]:
+    """The Spotify reference of a record, or why its link was refused.
+
+    A refused link is not fatal when artist and title are present: Exportify lists local files
+    with a ``spotify:local:…`` URI next to their names.
+    """
+    try:
+        if link := _text(fields.get("uri")):
+            return parse_spotify_ref_or_raise(link), None
+        if track_id := _text(fields.get("track_id")):
+            return parse_spotify_ref_or_raise(track_id, "track"), None
+    except ValueError as refused:
+        return None, str(refused)
+    return None, None
 
 
 def _text(value: Any) -> str:
@@ -432,7 +461,7 @@ def parse_csv(text: str, delimiter: str | None = None) -> ParseResult:
         if isinstance(row, str):
             rejections.append(Rejection(line_number, _display(raw), f"malformed CSV row: {row}"))
             continue
-        if not any(cell.strip() for cell in row):
+        if not any(cell.strip() for cell in row) or _COMMENT_RE.match(row[0].lstrip()):
             continue
         if first:
             first = False
@@ -752,9 +781,9 @@ def _looks_like_csv(lines: list[str]) -> bool:
         return False
     if len(rows[0]) >= 2 and _header_columns(rows[0]) is not None:
         return True
-    widths = {len(row) for row in rows}
-    # Rows of equal width ≥ 2 with no "Artist - Title" separator are a headerless table.
-    return (len(widths) == 1 and widths.pop() >= 2
+    # Rows mostly of one width ≥ 2, with no "Artist - Title" separator, are a headerless table.
+    width, count = Counter(len(row) for row in rows).most_common(1)[0]
+    return (width >= 2 and count * 3 >= len(rows) * 2
             and not any(_SEPARATOR_RE.search(line.replace("\t", " ")) for line in content))
 
 
