@@ -720,8 +720,7 @@ def parse_submission(data: bytes | str, filename: str | None = None) -> ParseRes
     if format_ == "json":
         result = parse_json(text)
     elif format_ == "csv":
-        tab_file = bool(filename) and filename.lower().endswith(".tsv")  # type: ignore[union-attr]
-        result = parse_csv(text, "\t" if tab_file else None)
+        result = parse_csv(text, "\t" if (filename or "").lower().endswith(".tsv") else None)
     else:
         result = parse_text(text)
     result.notes[:0] = notes
