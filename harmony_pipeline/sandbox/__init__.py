@@ -12,12 +12,14 @@ Every emulator lives in its own module listed in `EMULATOR_MODULES`; a module pl
 `create_emulator` builds the emulator from `sandbox.catalog`, `sandbox.root_dir` (a private folder
 for files, e.g. slskd's downloads) and `sandbox.options` (keyword options given to `Sandbox`, by
 convention prefixed with the emulator's name, e.g. `slskd_version="0.26.0"`); `environment` returns
-the variables that point the pipeline at it. Modules not written yet are skipped.
+the variables that point the pipeline at it. Modules that do not exist yet or lack these two
+functions are skipped (with a warning for the latter).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import shlex
 import signal
 import sys
@@ -29,7 +31,9 @@ from typing import Any
 from harmony_pipeline.sandbox.catalog import Catalog, build_catalog
 from harmony_pipeline.sandbox.server import Emulator, Fault, RunningServer, serve
 
-__all__ = ["EMULATOR_MODULES", "Fault", "Sandbox", "run_forever"]
+__all__ = ["EMULATOR_MODULES", "Fault", "Sandbox", "export_lines", "run_forever"]
+
+logger = logging.getLogger(__name__)
 
 # Order fixes the port of each emulator when a port base is given (spotify = base, slskd = base + 1…).
 EMULATOR_MODULES: dict[str, str] = {
@@ -42,12 +46,17 @@ EMULATOR_MODULES: dict[str, str] = {
 
 
 def _load(module_name: str) -> ModuleType | None:
+    """The emulator module, or None while it does not exist or defines no plug-in hooks yet."""
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name == module_name:  # not written yet; any other missing import is a real error
+        if error.name == module_name:  # any other missing import is a real error
             return None
         raise
+    if not (hasattr(module, "create_emulator") and hasattr(module, "environment")):
+        logger.warning("sandbox: %s defines no create_emulator/environment; not started", module_name)
+        return None
+    return module
 
 
 class Sandbox:

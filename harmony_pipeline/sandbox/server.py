@@ -84,7 +84,8 @@ def redirect_response(location: str, status: int = 307) -> Response:
 
 @dataclass
 class Fault:
-    """An injected failure or delay for requests whose path matches `pattern` (regex search).
+    """An injected failure or delay for requests whose path (trailing slash removed) matches
+    `pattern` (a regex, searched).
 
     `status` None means "answer normally after `delay` seconds". `times` None means always;
     otherwise the fault fires that many times and then disappears.
@@ -216,7 +217,8 @@ class Emulator:
             return self._admin(request)
         if self.latency:
             time.sleep(self.latency)
-        fault = self._take_fault(request.method, request.path)
+        # Patterns see the path without a trailing slash, as routes do ("/v1/me/" is "/v1/me").
+        fault = self._take_fault(request.method, request.path.rstrip("/") or "/")
         if fault and fault.delay:
             time.sleep(fault.delay)
         if fault and fault.status is not None:
