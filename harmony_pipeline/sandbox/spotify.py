@@ -18,7 +18,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlencode, urlsplit
 
 from harmony_pipeline.sandbox.catalog import (
@@ -40,6 +40,9 @@ from harmony_pipeline.sandbox.server import (
     json_response,
     redirect_response,
 )
+
+if TYPE_CHECKING:
+    from harmony_pipeline.sandbox import Sandbox
 
 SANDBOX_CLIENT_ID = "harmonysandboxclient0001"
 SANDBOX_CLIENT_SECRET = "harmonysandboxsecret0001"
@@ -761,7 +764,7 @@ def _artist_matches(artist: Artist, filters: dict[str, str], words: list[str]) -
     return all(word in name for word in words)
 
 
-def create_emulator(sandbox: Any) -> SpotifyEmulator:
+def create_emulator(sandbox: Sandbox) -> SpotifyEmulator:
     """Sandbox plug-in hook; options: `spotify_legacy_shape`, `spotify_token_lifetime`."""
     return SpotifyEmulator(
         sandbox.catalog,
@@ -770,10 +773,11 @@ def create_emulator(sandbox: Any) -> SpotifyEmulator:
     )
 
 
-def environment(sandbox: Any, base_url: str) -> dict[str, str]:
+def environment(sandbox: Sandbox, base_url: str) -> dict[str, str]:
     """The Spotify variables of design.md §4, pointing at this emulator."""
-    catalog: Catalog = sandbox.catalog
-    emulator: SpotifyEmulator = sandbox.emulator("spotify")
+    catalog = sandbox.catalog
+    emulator = sandbox.emulator("spotify")
+    assert isinstance(emulator, SpotifyEmulator)
     playlists = catalog.owned_playlist_ids() + [catalog.foreign_playlist_id]
     return {
         "SPOTIFY_API_URL": f"{base_url}/v1/",
