@@ -1,0 +1,100 @@
+"""Shared fixtures: the sandbox on loopback, an environment pointing the pipeline at it inside a temporary
+folder, and a real (temporary) Dagster instance using the repository's dagster.yaml settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from harmony_pipeline.sandbox import Sandbox  # noqa: E402
+
+# Variables the pipeline reads; cleared in every test so the developer's shell cannot leak in.
+PIPELINE_VARIABLES = (
+    "HARMONY_DATA_DIR", "HARMONY_DUCKDB_PATH", "HARMONY_LIBRARY_DIR", "HARMONY_INBOX_DIR",
+    "HARMONY_PATH_TEMPLATE", "HARMONY_PLAYLISTS", "HARMONY_WATCHLIST", "SPOTIFY_CLIENT_ID",
+    "SPOTIFY_CLIENT_SECRET", "SPOTIFY_REDIRECT_URI", "SPOTIFY_REFRESH_TOKEN", "SPOTIFY_AUTH_URL",
+    "SPOTIFY_API_URL", "SPOTIFY_TOKEN_URL", "SLSKD_URL", "SLSKD_API_KEY", "SLSKD_DOWNLOADS_DIR",
+    "SLSKD_REMOTE_DOWNLOADS_DIR", "LRCLIB_URL", "MUSICBRAINZ_URL", "COVERART_URL", "ENABLE_ARTWORK",
+    "ENABLE_LYRICS", "ARTWORK_MAX_BYTES", "ARTWORK_MIN_EDGE", "HARMONY_DISABLE_WORKERS",
+    "RETRY_MAX_ATTEMPTS", "RETRY_BASE_SECONDS", "RETRY_JITTER_PCT", "WATCHLIST_INTERVAL",
+    "HARMONY_DOWNLOAD_WAIT_SECONDS", "HARMONY_SENSOR_INTERVAL_SECONDS", "SLSKD_SEARCH_LIMIT", "DAGSTER_HOME",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PIPELINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path / "sandbox") as running:
+        yield running
+
+
+def pipeline_environment(sandbox: Sandbox, root: Path, **overrides: str) -> dict[str, str]:
+    """The environment a user would set, pointing at the sandbox, with short waits for tests."""
+    env = {
+        **sandbox.env,
+        "HARMONY_DATA_DIR": str(root / "data"),
+        "HARMONY_LIBRARY_DIR": str(root / "library"),
+        "RETRY_BASE_SECONDS": "0.05",
+        "RETRY_JITTER_PCT": "0.2",
+        "HARMONY_DOWNLOAD_WAIT_SECONDS": "60",
+        "HARMONY_SENSOR_INTERVAL_SECONDS": "5",
+        "SLSKD_SEARCH_LIMIT": "1000/60",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def harmony_env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = pipeline_environment(sandbox, tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def instance(dagster_home: Path):
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as dagster_instance:
+        yield dagster_instance
+
+
+def subprocess_env(env: dict[str, str]) -> dict[str, str]:
+    """os.environ plus `env`, for `dagster` subprocesses."""
+    return {**os.environ, **env}
+
+
+def materialize_assets(names: list[str], instance, raise_on_error: bool = True):
+    """Materialize the named assets of the real definitions (settings from the environment)."""
+    from dagster import materialize
+
+    from harmony_pipeline.definitions import collect_wiring
+    from harmony_pipeline.settings import load_settings
+
+    wiring = collect_wiring(load_settings())
+    return materialize(wiring.assets, resources=wiring.resources, instance=instance, selection=names,
+                       raise_on_error=raise_on_error)
