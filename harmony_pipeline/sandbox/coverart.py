@@ -129,7 +129,8 @@ class CoverArtEmulator(Emulator):
         mbid = request.params["mbid"].lower()
         with self.catalog.lock:
             album = self.catalog.find_cover(request.params["image_id"])
-        if album is None or album.cover is None or album.release.mbid != mbid or request.params["mbid2"].lower() != mbid:
+        same_release = album is not None and album.release.mbid == mbid == request.params["mbid2"].lower()
+        if album is None or album.cover is None or not same_release:
             return _text(404, "Not Found")
         thumb = request.params["thumb"]
         size = None if not thumb else int(thumb.removeprefix("_thumb") or 250)

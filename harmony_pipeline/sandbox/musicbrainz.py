@@ -593,6 +593,7 @@ class MusicBrainzEmulator(Emulator):
         for album in self._albums_with(track):
             release = self._release(album, set())
             album_track = next(t for t in self.catalog.album_tracks(album) if self._recording_mbid(t) == body["id"])
+            disc_tracks = [t for t in self.catalog.album_tracks(album) if t.disc_number == album_track.disc_number]
             release["release-group"] = self._release_group(album, set())
             release["track-count"] = len(album.track_ids)
             release["media"] = [{
@@ -602,7 +603,7 @@ class MusicBrainzEmulator(Emulator):
                                         str(album_track.track_number)),
                     "number": str(album_track.track_number), "title": body["title"], "length": album_track.duration_ms,
                 }],
-                "track-count": sum(1 for t in self.catalog.album_tracks(album) if t.disc_number == album_track.disc_number),
+                "track-count": len(disc_tracks),
                 "track-offset": album_track.track_number - 1,
             }]
             body["releases"].append(release)
