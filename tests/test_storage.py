@@ -1,0 +1,77 @@
+"""DuckDB storage: numbered migrations, idempotent upserts, and two runs writing at the same time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import REPO, subprocess_env
+
+from harmony_pipeline import storage
+
+
+def test_migrations_are_recorded_once(tmp_path):
+    path = tmp_path / "h.duckdb"
+    with storage.connect(path) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()]
+        assert versions == [v for v, _, _ in storage.migration_files()]
+        assert storage.migrate(conn) == []  # nothing left to apply
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"spotify_playlists", "playlist_tracks", "wanted_tracks", "downloads", "library_tracks",
+            "activity_events"} <= tables
+
+
+def test_upsert_by_natural_key_never_duplicates(tmp_path):
+    with storage.connect(tmp_path / "h.duckdb") as conn:
+        row = {"service": "s", "key": "k", "status": 200, "body": "one", "fetched_at": storage.utcnow(),
+               "expires_at": None}
+        storage.upsert(conn, "http_cache", [row], key=["service", "key"])
+        storage.upsert(conn, "http_cache", [{**row, "body": "two"}], key=["service", "key"])
+        assert conn.execute("SELECT count(*), max(body) FROM http_cache").fetchone() == (1, "two")
+
+
+def test_failed_transaction_leaves_nothing(tmp_path):
+    with storage.connect(tmp_path / "h.duckdb") as conn:
+        with pytest.raises(RuntimeError), storage.transaction(conn):
+            storage.record_activity(conn, "sync_started", {})
+            raise RuntimeError("boom")
+        assert conn.execute("SELECT count(*) FROM activity_events").fetchone()[0] == 0
+
+
+def test_reader_waits_for_writer_lock_from_another_process(tmp_path):
+    path = tmp_path / "h.duckdb"
+    with storage.connect(path):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(2)",
+         str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with storage.connect(path) as conn:  # opens once the other process lets go, instead of failing
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
+    holder.wait(timeout=10)
+
+
+@pytest.mark.integration
+def test_two_materializations_at_the_same_time_both_succeed(harmony_env, dagster_home, instance):
+    """Two `dagster asset materialize` processes on one DuckDB file: no lock error (design.md §8).
+
+    The `instance` fixture creates the Dagster instance's storage first, as `dagster dev` would.
+    """
+    env = subprocess_env({**harmony_env, "DAGSTER_HOME": str(dagster_home)})
+    command = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
+               "harmony_pipeline.definitions", "--select", "spotify_playlists,playlist_tracks,wanted_tracks"]
+    runs = [subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=240)[0] for run in runs]
+    for run, output in zip(runs, outputs):
+        assert run.returncode == 0, output[-3000:]
+        assert "RUN_SUCCESS" in output
+    with duckdb.connect(harmony_env["HARMONY_DATA_DIR"] + "/harmony.duckdb", read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM spotify_playlists").fetchone()[0] == 4
+        duplicates = conn.execute("SELECT count(*) - count(DISTINCT (playlist_id, spotify_track_id)) "
+                                  "FROM playlist_tracks").fetchone()[0]
+        assert duplicates == 0
