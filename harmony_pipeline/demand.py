@@ -3,7 +3,7 @@
 Each source (playlist tracks, backfilled FREE-ingest items, new watchlist releases) is one SQL query
 returning DEMAND_COLUMNS; a source whose table does not exist yet is skipped. A track is identified by
 its ISRC, or else by a normalised artist + title + duration key, so the same recording demanded by two
-sources is one wanted track.
+sources is one wanted track (a second length of the same name, e.g. a radio edit, stays separate).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ DEMAND_COLUMNS = (
     "spotify_track_id", "isrc", "title", "artist", "artists", "album", "album_id", "album_artist",
     "track_number", "disc_number", "album_total_tracks", "release_date", "duration_ms", "source",
 )
-DURATION_BUCKET_MS = 5000
+SAME_RECORDING_MS = 10_000  # two demands of one artist + title further apart than this are two versions
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,24 @@ def normalise(text: str | None) -> str:
     return re.sub(r"[\W_]+", " ", stripped).strip()
 
 
-def wanted_key(isrc: str | None, artist: str, title: str, duration_ms: int | None) -> str:
+def wanted_key(isrc: str | None, artist: str, title: str, duration_ms: int | None = None) -> str:
+    """`isrc:<ISRC>`, else `key:<artist>|<title>`; merge_demand adds `|<seconds>` for a second version."""
     if isrc and isrc.strip():
         return "isrc:" + isrc.strip().upper()
-    bucket = round((duration_ms or 0) / DURATION_BUCKET_MS)
-    return f"key:{normalise(artist)}|{normalise(title)}|{bucket}"
+    return f"key:{normalise(artist)}|{normalise(title)}"
+
+
+def _far_apart(a: int | None, b: int | None) -> bool:
+    return a is not None and b is not None and abs(a - b) > SAME_RECORDING_MS
 
 
 def merge_demand(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Demand rows grouped by wanted key; sources merged, the richest row's metadata kept."""
     merged: dict[str, dict[str, Any]] = {}
     for row in rows:
-        key = wanted_key(row.get("isrc"), row["artist"], row["title"], row.get("duration_ms"))
+        key = wanted_key(row.get("isrc"), row["artist"], row["title"])
+        if key.startswith("key:") and key in merged and _far_apart(merged[key].get("duration_ms"), row.get("duration_ms")):
+            key = f"{key}|{round(row['duration_ms'] / 1000)}"  # same name, another length: another version
         current = merged.get(key)
         if current is None:
             merged[key] = {**{c: row.get(c) for c in DEMAND_COLUMNS if c != "source"},
@@ -96,13 +102,12 @@ def library_keys(library_rows: Iterable[dict[str, Any]]) -> set[str]:
         keys.add(row["wanted_key"])
         if row.get("isrc"):
             keys.add(wanted_key(row["isrc"], "", "", None))
-        duration_ms = int(row["duration_s"] * 1000) if row.get("duration_s") else None
-        keys.add(wanted_key(None, row["artist"], row["title"], duration_ms))
+        keys.add(wanted_key(None, row["artist"], row["title"]))
     return keys
 
 
 def in_library(entry: dict[str, Any], keys: set[str]) -> bool:
+    """Known by its key, its ISRC, or (for a track without ISRC) its artist + title."""
     if entry["wanted_key"] in keys:
         return True
-    plain = wanted_key(None, entry["artist"], entry["title"], entry.get("duration_ms"))
-    return plain in keys
+    return not entry.get("isrc") and wanted_key(None, entry["artist"], entry["title"]) in keys
