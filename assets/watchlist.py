@@ -1,0 +1,234 @@
+"""Watchlist: watched artists and their releases (group `sources`).
+
+watchlist_artists merges HARMONY_WATCHLIST with the artists added by `harmony watch add`.
+artist_releases records every album and single of the checked artists; releases first seen after an
+artist's first check are new and their tracks (with ISRC, one GET /tracks/{id} each, cached) become
+demand for wanted_tracks through artist_release_tracks. Tracks not found on Soulseek stay there with
+`acquire` set, so the acquisition retry rules keep trying them.
+"""
+
+import json
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from pydantic import Field
+
+from assets.common import NETWORK_RETRY, markdown_table
+from harmony_pipeline import storage
+from harmony_pipeline import watchlist as rules
+from resources.database import HarmonyDatabase, PipelineSettings
+from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited, SpotifyResource
+
+TRACK_CACHE = "spotify_track"
+ALBUM_CACHE = "spotify_album_with_tracks"
+
+
+@asset(
+    group_name="sources",
+    pool="duckdb_writer",
+    retry_policy=NETWORK_RETRY,
+    description="Artists watched for new releases: from HARMONY_WATCHLIST and `harmony watch add`.",
+)
+def watchlist_artists(
+    context: AssetExecutionContext, spotify: SpotifyResource, database: HarmonyDatabase, pipeline: PipelineSettings
+) -> MaterializeResult:
+    with database.connect() as conn, storage.transaction(conn):
+        synced = rules.sync_env_artists(conn, pipeline.watchlist, storage.utcnow())
+        unnamed = [r[0] for r in conn.execute("SELECT artist_id FROM watchlist_artists WHERE name IS NULL").fetchall()]
+    names, unknown = {}, {}
+    if unnamed:
+        api = spotify.get_api()
+        for artist_id in unnamed:
+            try:
+                names[artist_id] = api.artist(artist_id).get("name")
+            except SpotifyNotFound:
+                unknown[artist_id] = "unknown artist (Spotify 404)"
+            except SpotifyError as error:
+                context.log.warning(f"artist {artist_id}: {error}")
+    with database.connect() as conn, storage.transaction(conn):
+        for artist_id, name in names.items():
+            conn.execute("UPDATE watchlist_artists SET name = ? WHERE artist_id = ?", [name, artist_id])
+        for artist_id, reason in unknown.items():
+            conn.execute("UPDATE watchlist_artists SET last_error = ? WHERE artist_id = ?", [reason, artist_id])
+        artists = rules.load_artists(conn)
+    preview = [{"artist": a["name"] or a["artist_id"], "source": a["source"], "priority": a["priority"],
+                "paused": a["paused"], "last check": a["last_checked_at"], "next due": a["next_due_at"],
+                "error": a["last_error"]} for a in artists]
+    return MaterializeResult(metadata={
+        "artists": len(artists),
+        "paused": sum(1 for a in artists if a["paused"]),
+        "added_from_env": synced["added"],
+        "removed_from_env": synced["removed"],
+        "unknown": len(unknown),
+        "preview": MetadataValue.md(markdown_table(preview)),
+    })
+
+
+class ArtistReleasesConfig(Config):
+    artist_ids: list[str] = Field(
+        default=[], description="Check only these artists (new_release_sensor sets them); empty: every unpaused artist.")
+
+
+@asset(
+    group_name="sources",
+    deps=[watchlist_artists],
+    pool="duckdb_writer",
+    retry_policy=NETWORK_RETRY,
+    description="Every album and single of the watched artists; new ones (and the back catalogue on request) "
+                "are acquired through artist_release_tracks.",
+)
+def artist_releases(
+    context: AssetExecutionContext,
+    config: ArtistReleasesConfig,
+    spotify: SpotifyResource,
+    database: HarmonyDatabase,
+    pipeline: PipelineSettings,
+) -> MaterializeResult:
+    with database.connect(read_only=True) as conn:
+        artists = [a for a in rules.load_artists(conn)
+                   if (a["artist_id"] in config.artist_ids if config.artist_ids else not a["paused"])]
+        known = rules.known_release_ids(conn, [a["artist_id"] for a in artists])
+    api = spotify.get_api()
+
+    recorded, errors = [], []
+    for artist in artists:
+        artist_id = artist["artist_id"]
+        try:
+            albums = api.artist_albums(artist_id)
+        except SpotifyError as error:
+            errors.append({"artist": artist["name"] or artist_id, "error": str(error)})
+            _record_error(database, artist_id, str(error), pipeline.watchlist_interval,
+                          error.until if isinstance(error, SpotifyRateLimited) else None)
+            if isinstance(error, SpotifyRateLimited):
+                break
+            continue
+        now = storage.utcnow()
+        rows = rules.release_rows(artist_id, albums, known[artist_id], baseline_recorded=artist["baseline_at"] is not None,
+                                  with_discography=artist["with_discography"], now=now)
+        name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
+        with database.connect() as conn, storage.transaction(conn):
+            storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
+            rules.record_check(conn, artist_id, now, pipeline.watchlist_interval, release_count=len(albums), name=name)
+            conn.execute("UPDATE watchlist_artists SET baseline_at = coalesce(baseline_at, ?) WHERE artist_id = ?",
+                         [now, artist_id])
+            if rows:
+                storage.record_activity(conn, "watchlist_releases_recorded", {
+                    "artist": name or artist_id, "first_check": artist["baseline_at"] is None,
+                    "releases": len(rows), "to_acquire": sum(1 for r in rows if r["acquire"])})
+        recorded += [{"artist": name or artist_id, **r} for r in rows]
+
+    tracks_added, albums_read, unread = _read_tracks_to_acquire(context, api, database, [a["artist_id"] for a in artists])
+    with database.connect(read_only=True) as conn:
+        totals = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE acquire) FROM artist_releases"
+        ).fetchone()
+    preview = [{"artist": r["artist"], "release": r["name"], "type": r["album_type"], "date": r["release_date"],
+                "new": r["is_new"], "acquire": r["acquire"]} for r in recorded]
+    return MaterializeResult(metadata={
+        "artists_checked": len(artists) - len(errors),
+        "releases_recorded": len(recorded),
+        "new_releases": sum(1 for r in recorded if r["is_new"]),
+        "releases_to_acquire": sum(1 for r in recorded if r["acquire"]),
+        "albums_read": albums_read,
+        "tracks_added": tracks_added,
+        "albums_unread": unread,
+        "errors": len(errors),
+        "spotify_requests": api.requests_made,
+        "known_releases_total": totals[0],
+        "new_releases_total": totals[1],
+        "acquired_releases_total": totals[2],
+        "recorded": MetadataValue.md(markdown_table(preview)),
+        "error_list": MetadataValue.md(markdown_table(errors)),
+    })
+
+
+def _record_error(database: HarmonyDatabase, artist_id: str, error: str, interval: int, not_before) -> None:
+    with database.connect() as conn:
+        rules.record_check_error(conn, artist_id, storage.utcnow(), interval, error, not_before=not_before)
+
+
+def _read_tracks_to_acquire(context, api, database: HarmonyDatabase, artist_ids: list[str]) -> tuple[int, int, int]:
+    """Tracks (with ISRC) of every release to acquire whose tracks are not read yet, album by album.
+
+    Album listings and full tracks are cached in http_cache, so a retry after a failure asks Spotify
+    only for what it does not have yet. Returns (tracks added, albums read, albums still unread).
+    """
+    with database.connect(read_only=True) as conn:
+        pending = storage.fetch_dicts(
+            conn, "SELECT artist_id, album_id FROM artist_releases WHERE acquire AND tracks_read_at IS NULL "
+            "AND artist_id IN (SELECT unnest(?)) ORDER BY first_seen_at, album_id", [artist_ids])
+    tracks_added = albums_read = 0
+    for index, release in enumerate(pending):
+        try:
+            album, tracks = _album_with_tracks(api, database, release["album_id"])
+        except SpotifyError as error:
+            context.log.warning(f"release {release['album_id']}: {error}; tracks read by the next run")
+            if isinstance(error, SpotifyRateLimited):
+                return tracks_added, albums_read, len(pending) - index
+            continue
+        now = storage.utcnow()
+        rows = [rules.track_row(release["artist_id"], album, track, acquire=True, now=now) for track in tracks]
+        with database.connect() as conn, storage.transaction(conn):
+            storage.upsert(conn, "artist_release_tracks", rows, key=["artist_id", "spotify_track_id"],
+                           keep=["first_seen_at"])
+            conn.execute("UPDATE artist_releases SET tracks_read_at = ? WHERE artist_id = ? AND album_id = ?",
+                         [now, release["artist_id"], release["album_id"]])
+        tracks_added += len(rows)
+        albums_read += 1
+    return tracks_added, albums_read, len(pending) - albums_read
+
+
+def _cached(database: HarmonyDatabase, service: str, keys: list[str]) -> dict[str, dict]:
+    with database.connect(read_only=True) as conn:
+        rows = conn.execute("SELECT key, body FROM http_cache WHERE service = ? AND key IN (SELECT unnest(?))",
+                            [service, keys]).fetchall()
+    return {key: json.loads(body) for key, body in rows}
+
+
+def _cache(database: HarmonyDatabase, service: str, bodies: dict[str, dict]) -> None:
+    if not bodies:
+        return
+    now = storage.utcnow()
+    with database.connect() as conn:
+        storage.upsert(conn, "http_cache", [
+            {"service": service, "key": key, "status": 200, "body": json.dumps(body, ensure_ascii=False),
+             "fetched_at": now, "expires_at": None} for key, body in bodies.items()], key=["service", "key"])
+
+
+def _album_with_tracks(api, database: HarmonyDatabase, album_id: str) -> tuple[dict, list[dict]]:
+    """The full album and its full tracks: GET /albums/{id} (+ track pages), then GET /tracks/{id} each."""
+    album = _cached(database, ALBUM_CACHE, [album_id]).get(album_id)
+    if album is None:
+        album = api.album(album_id)
+        album["tracks"] = {"items": api.album_tracks(album), "next": None}
+        _cache(database, ALBUM_CACHE, {album_id: album})
+    track_ids = [t["id"] for t in album["tracks"]["items"] if t.get("id")]
+    full = _cached(database, TRACK_CACHE, track_ids)
+    fetched = {}
+    try:
+        for track_id in track_ids:
+            if track_id not in full:
+                fetched[track_id] = api.track(track_id)
+    finally:
+        _cache(database, TRACK_CACHE, fetched)  # what was fetched before an error is kept
+    full.update(fetched)
+    return album, [full[t] for t in track_ids]
+
+
+def wiring(settings, workers):
+    """Watchlist assets, the watchlist job (releases through acquisition) and new_release_sensor."""
+    from dagster import AssetSelection, define_asset_job
+
+    from harmony_pipeline.wiring import Wiring
+    from sensors.watchlist import build_new_release_sensor
+
+    job = define_asset_job(
+        "watchlist_job",
+        selection=AssetSelection.assets("artist_releases", "wanted_tracks", "soulseek_matches", "downloads",
+                                        "library_tracks"),
+        description="Record the checked artists' releases and acquire the new ones.",
+    )
+    return Wiring(
+        assets=[watchlist_artists, artist_releases],
+        jobs=[job],
+        sensors=[build_new_release_sensor(job, workers, settings.sensor_interval_seconds)],
+    )
