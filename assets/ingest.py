@@ -1,0 +1,351 @@
+"""FREE ingest: submitted items (group `sources`) and their Spotify backfill (group `catalog`).
+
+`harmony ingest` and the inbox sensor record items straight into DuckDB (harmony_pipeline.ingest_store);
+`free_ingest_items` shows their state and records inbox files no sensor has taken yet;
+`backfilled_tracks` resolves every pending item to Spotify tracks (links expanded, ISRC search first,
+then scored field searches) and feeds wanted_tracks through the "free_ingest" demand source.
+Spotify answers are cached in `http_cache` (service 'spotify'), so resolved items cost nothing again.
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from dagster import AssetExecutionContext, ConfigurableResource, MaterializeResult, MetadataValue, asset
+
+from assets.common import NETWORK_RETRY, markdown_table
+from assets.playlists import FORBIDDEN_REASON
+from harmony_pipeline import storage
+from harmony_pipeline.backfill import (
+    Scored,
+    Wanted,
+    choose,
+    isrc_query,
+    resolved_track,
+    search_queries,
+    unmatched_reason,
+)
+from harmony_pipeline.ingest_store import ingest_inbox, lookup_due_where
+from harmony_pipeline.playlist_sync import PlaylistTrack, track_from_item
+from harmony_pipeline.spotify_ids import parse_spotify_ref
+from resources.database import HarmonyDatabase
+from resources.spotify import (
+    SpotifyApi,
+    SpotifyError,
+    SpotifyForbidden,
+    SpotifyNotFound,
+    SpotifyRateLimited,
+    SpotifyResource,
+)
+
+UNMATCHED_COOLDOWN = timedelta(days=7)
+CACHE_SERVICE = "spotify"
+TRACK_TTL = timedelta(days=30)
+ALBUM_TTL = timedelta(days=30)
+SEARCH_TTL = timedelta(days=7)
+PLAYLIST_TTL = timedelta(days=1)
+FLUSH_EVERY = 25  # items per write transaction, so a failure loses little work
+ARTIST_LINK_REASON = "artist links are not ingested; use `harmony watch add` to follow an artist"
+INGEST_CHAIN = ("free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads",
+                "library_tracks")
+BACKFILL_COLUMNS = (
+    "fingerprint", "spotify_track_id", "status", "via", "score", "reasons", "isrc", "title", "artist", "artists",
+    "album", "album_id", "album_artist", "track_number", "disc_number", "album_total_tracks", "release_date",
+    "duration_ms", "resolved_at",
+)
+
+
+class IngestInbox(ConfigurableResource):
+    """The FREE-ingest drop folder (HARMONY_INBOX_DIR)."""
+
+    path: str
+    settle_seconds: float = 2.0  # a file changed more recently may still be being copied
+
+
+@asset(
+    group_name="sources",
+    pool="duckdb_writer",
+    description="FREE-ingest items from `harmony ingest` and the inbox, deduplicated across submissions, "
+                "with their state (pending | matched | unmatched | expanded).",
+)
+def free_ingest_items(
+    context: AssetExecutionContext, database: HarmonyDatabase, ingest_inbox_dir: IngestInbox
+) -> MaterializeResult:
+    taken = ingest_inbox(database.path, Path(ingest_inbox_dir.path), time.time(), ingest_inbox_dir.settle_seconds)
+    for entry in taken:
+        summary = (f"accepted {entry.outcome.accepted}, skipped {len(entry.outcome.skipped)}" if entry.outcome
+                   else f"failed: {entry.error}")
+        context.log.info(f"inbox {entry.file.path.name}: {summary}")
+    with database.connect(read_only=True) as conn:
+        states = dict(conn.execute("SELECT state, count(*) FROM free_ingest_items GROUP BY state").fetchall())
+        kinds = dict(conn.execute("SELECT kind, count(*) FROM free_ingest_items GROUP BY kind").fetchall())
+        submissions = storage.fetch_dicts(
+            conn, "SELECT id, source, format, submitted_at, accepted, skipped FROM free_ingest_submissions "
+            "ORDER BY id DESC LIMIT 20")
+        rejected = sum(len(json.loads(r[0])) for r in conn.execute(
+            "SELECT rejected FROM free_ingest_submissions ORDER BY id DESC LIMIT 20").fetchall())
+    return MaterializeResult(
+        metadata={
+            "items": sum(states.values()),
+            **{state: states.get(state, 0) for state in ("pending", "matched", "unmatched", "expanded")},
+            "by_kind": MetadataValue.json(kinds),
+            "inbox_files_taken": len(taken),
+            "submissions": len(submissions),
+            "skipped_lines_recent": rejected,
+            "newest_submissions": MetadataValue.md(markdown_table(submissions)),
+        }
+    )
+
+
+# --- Spotify lookups through the cache ------------------------------------------------------------
+class CachedSpotify:
+    """Spotify reads through `http_cache`: a cached answer costs no request. The client is created on
+    first need, so a run with nothing to look up never talks to Spotify."""
+
+    def __init__(self, spotify: SpotifyResource, cached: dict[str, Any]):
+        self._spotify = spotify
+        self._api: SpotifyApi | None = None
+        self._requests_before = 0
+        self.cache = cached
+        self.new_entries: list[dict] = []
+        self.hits = 0
+
+    @property
+    def api(self) -> SpotifyApi:
+        if self._api is None:
+            self._api = self._spotify.get_api()
+            self._requests_before = self._api.requests_made
+        return self._api
+
+    @property
+    def requests(self) -> int:
+        return 0 if self._api is None else self._api.requests_made - self._requests_before
+
+    def get(self, key: str, ttl: timedelta, fetch: Callable[[SpotifyApi], Any]) -> Any:
+        if key in self.cache:
+            self.hits += 1
+            return self.cache[key]
+        value = fetch(self.api)
+        now = storage.utcnow()
+        self.cache[key] = value
+        self.new_entries.append({"service": CACHE_SERVICE, "key": key, "status": 200,
+                                 "body": json.dumps(value, ensure_ascii=False), "fetched_at": now,
+                                 "expires_at": now + ttl})
+        return value
+
+    def track(self, track_id: str) -> dict:
+        return self.get(f"tracks/{track_id}", TRACK_TTL, lambda api: api.track(track_id))
+
+    def album(self, album_id: str) -> dict:
+        def fetch(api: SpotifyApi) -> dict:
+            album = api.album(album_id)
+            tracks = api.album_tracks(album)  # follows `next` beyond the embedded page
+            return {**album, "tracks": {"items": tracks, "total": len(tracks), "next": None}}
+
+        return self.get(f"albums/{album_id}", ALBUM_TTL, fetch)
+
+    def playlist_items(self, playlist_id: str) -> list[dict]:
+        return self.get(f"playlists/{playlist_id}/items", PLAYLIST_TTL,
+                        lambda api: list(api.playlist_items(playlist_id)))
+
+    def search(self, query: str) -> list[dict]:
+        return self.get(f"search/track?q={query}", SEARCH_TTL, lambda api: api.search_tracks(query))
+
+
+def _load_cache(conn, now: datetime) -> dict[str, Any]:
+    rows = conn.execute(
+        "SELECT key, body FROM http_cache WHERE service = ? AND status = 200 AND (expires_at IS NULL OR expires_at > ?)",
+        [CACHE_SERVICE, now]).fetchall()
+    return {key: json.loads(body) for key, body in rows}
+
+
+# --- resolving one item ----------------------------------------------------------------------------
+@dataclass
+class Resolution:
+    state: str  # matched | unmatched | expanded
+    reason: str
+    tracks: list[tuple[PlaylistTrack, str, Scored | None]] = field(default_factory=list)  # (track, via, score)
+    retry: bool = True  # False: never looked up again (403 playlist, artist link)
+
+
+def _wanted(item: dict) -> Wanted:
+    return Wanted(artist=item["artist"], title=item["title"], album=item["album"],
+                  artists=tuple(item["artists"] or ()), duration_ms=item["duration_ms"], isrc=item["isrc"],
+                  year=item["year"])
+
+
+def resolve_item(item: dict, spotify: CachedSpotify) -> Resolution:
+    """Spotify tracks for one ingest item. Rate limits and outages propagate to the caller."""
+    ref = parse_spotify_ref(item["spotify_uri"]) if item["spotify_uri"] else None
+    try:
+        if ref is not None and ref.kind == "track":
+            track = resolved_track(spotify.track(ref.id))
+            return Resolution("matched", "Spotify track link", [(track, "link", None)] if track else [])
+        if ref is not None and ref.kind == "album":
+            return _expand_album(ref.id, spotify)
+        if ref is not None and ref.kind == "playlist":
+            return _expand_playlist(ref.id, spotify)
+        if ref is not None:
+            return Resolution("unmatched", ARTIST_LINK_REASON, retry=False)
+    except SpotifyForbidden:
+        return Resolution("unmatched", FORBIDDEN_REASON, retry=False)
+    except SpotifyNotFound:
+        return Resolution("unmatched", f"{ref.kind} not found on Spotify")
+    return _search(_wanted(item), spotify)
+
+
+def _expand_album(album_id: str, spotify: CachedSpotify) -> Resolution:
+    album = spotify.album(album_id)
+    tracks = []
+    for simple in album["tracks"]["items"]:
+        # Album track lists carry no ISRC; the full track object does.
+        track = resolved_track(spotify.track(simple["id"])) if simple.get("id") else None
+        if track:
+            tracks.append((track, "album", None))
+    return Resolution("expanded", f"album {album.get('name')!r}: {len(tracks)} tracks", tracks)
+
+
+def _expand_playlist(playlist_id: str, spotify: CachedSpotify) -> Resolution:
+    items = spotify.playlist_items(playlist_id)
+    tracks = [(t, "playlist", None) for t in (track_from_item(i, n) for n, i in enumerate(items)) if t]
+    skipped = len(items) - len(tracks)
+    note = f" ({skipped} local or unavailable skipped)" if skipped else ""
+    return Resolution("expanded", f"playlist: {len(tracks)} tracks{note}", tracks)
+
+
+def _search(wanted: Wanted, spotify: CachedSpotify) -> Resolution:
+    queries = ([isrc_query(wanted.isrc)] if wanted.isrc else []) + search_queries(wanted)
+    every: list[Scored] = []
+    for query in queries:
+        best, scored = choose(wanted, spotify.search(query))
+        if best is not None:
+            track = resolved_track(best.track)
+            via = "isrc" if query.startswith("isrc:") else "search"
+            reason = f"{via}: score {best.score:.0f} ({'; '.join(best.reasons)})"
+            return Resolution("matched", reason, [(track, via, best)] if track else [])
+        every += scored
+    every.sort(key=lambda s: (not s.rejected, s.score), reverse=True)
+    return Resolution("unmatched", unmatched_reason(every, queries))
+
+
+def _backfill_row(fingerprint: str, track: PlaylistTrack, via: str, scored: Scored | None, now: datetime) -> dict:
+    return {
+        "fingerprint": fingerprint, "spotify_track_id": track.spotify_track_id, "status": "matched", "via": via,
+        "score": scored.score if scored else None, "reasons": scored.reasons if scored else None,
+        "isrc": track.isrc, "title": track.title, "artist": track.artist, "artists": list(track.artists),
+        "album": track.album, "album_id": track.album_id, "album_artist": track.album_artist,
+        "track_number": track.track_number, "disc_number": track.disc_number,
+        "album_total_tracks": track.album_total_tracks, "release_date": track.release_date,
+        "duration_ms": track.duration_ms, "resolved_at": now,
+    }
+
+
+def _label(item: dict) -> str:
+    if item["artist"] and item["title"]:
+        return f"{item['artist']} – {item['title']}"
+    return item["spotify_uri"] or (f"ISRC {item['isrc']}" if item["isrc"] else item["raw"])
+
+
+def _save(database: HarmonyDatabase, done: list[tuple[dict, Resolution]], spotify: CachedSpotify) -> None:
+    """Write resolved items, their tracks and new cache entries in one short transaction."""
+    if not done and not spotify.new_entries:
+        return
+    now = storage.utcnow()
+    rows = [_backfill_row(item["fingerprint"], track, via, scored, now)
+            for item, resolution in done for track, via, scored in resolution.tracks]
+    with database.connect() as conn, storage.transaction(conn):
+        storage.upsert(conn, "http_cache", spotify.new_entries, key=["service", "key"])
+        storage.upsert(conn, "backfilled_tracks", rows, key=["fingerprint", "spotify_track_id"])
+        if done:
+            conn.executemany(
+                "UPDATE free_ingest_items SET state = ?, reason = ?, lookups = lookups + 1, next_lookup_at = ?, "
+                "updated_at = ? WHERE fingerprint = ?",
+                [[r.state, r.reason, now + UNMATCHED_COOLDOWN if r.state == "unmatched" and r.retry else None,
+                  now, item["fingerprint"]] for item, r in done],
+            )
+    spotify.new_entries.clear()
+    done.clear()
+
+
+@asset(
+    group_name="catalog",
+    deps=[free_ingest_items],
+    pool="duckdb_writer",
+    retry_policy=NETWORK_RETRY,
+    description="FREE-ingest items resolved to Spotify tracks: links expanded, ISRC search first, then "
+                "track/artist/album searches scored on names and duration. Unmatched items say why.",
+)
+def backfilled_tracks(
+    context: AssetExecutionContext, spotify: SpotifyResource, database: HarmonyDatabase
+) -> MaterializeResult:
+    now = storage.utcnow()
+    with database.connect(read_only=True) as conn:
+        due = storage.fetch_dicts(
+            conn, f"SELECT * FROM free_ingest_items WHERE {lookup_due_where()} ORDER BY submitted_at, line_number",
+            [now])
+        cached = _load_cache(conn, now) if due else {}
+    lookups = CachedSpotify(spotify, cached)
+    unsaved: list[tuple[dict, Resolution]] = []
+    outcomes: list[dict] = []
+    rate_limited_until = None
+    try:
+        for item in due:
+            resolution = resolve_item(item, lookups)
+            unsaved.append((item, resolution))
+            outcomes.append({"item": _label(item), "state": resolution.state, "tracks": len(resolution.tracks),
+                             "reason": resolution.reason})
+            if len(unsaved) >= FLUSH_EVERY:
+                _save(database, unsaved, lookups)
+    except SpotifyRateLimited as limited:
+        # Waiting hours inside a run helps nobody: keep what is done, the rest stays pending.
+        rate_limited_until = limited.until
+        context.log.warning(f"{limited}; {len(due) - len(outcomes)} items left pending")
+    finally:
+        _save(database, unsaved, lookups)
+
+    with database.connect() as conn, storage.transaction(conn):
+        states = dict(conn.execute("SELECT state, count(*) FROM free_ingest_items GROUP BY state").fetchall())
+        tracks = conn.execute("SELECT count(*) FROM backfilled_tracks WHERE status = 'matched'").fetchone()[0]
+        if outcomes:
+            storage.record_activity(conn, "backfill_completed", {
+                "looked_up": len(outcomes), "spotify_requests": lookups.requests, "cache_hits": lookups.hits,
+                **{s: sum(1 for o in outcomes if o["state"] == s) for s in ("matched", "expanded", "unmatched")}})
+    for outcome in outcomes:
+        if outcome["state"] == "unmatched":
+            context.log.info(f"unmatched: {outcome['item']}: {outcome['reason']}")
+    metadata: dict[str, Any] = {
+        "looked_up": len(outcomes),
+        "matched": sum(1 for o in outcomes if o["state"] == "matched"),
+        "expanded": sum(1 for o in outcomes if o["state"] == "expanded"),
+        "unmatched": sum(1 for o in outcomes if o["state"] == "unmatched"),
+        "tracks_resolved": sum(o["tracks"] for o in outcomes),
+        "spotify_requests": lookups.requests,
+        "cache_hits": lookups.hits,
+        "backfilled_tracks_total": tracks,
+        "items_by_state": MetadataValue.json(states),
+        "items": MetadataValue.md(markdown_table(outcomes)),
+    }
+    if rate_limited_until is not None:
+        metadata["rate_limited_until"] = rate_limited_until.isoformat(timespec="seconds")
+    return MaterializeResult(metadata=metadata)
+
+
+def wiring(settings, workers):
+    """FREE-ingest assets, the ingest job (through acquisition) and the inbox sensor."""
+    from dagster import AssetSelection, define_asset_job
+
+    from harmony_pipeline.wiring import Wiring
+    from sensors.inbox import build_free_ingest_inbox_sensor
+
+    job = define_asset_job("free_ingest_job", selection=AssetSelection.assets(*INGEST_CHAIN),
+                           description="Ingested items: backfill from Spotify, then search, download and import.")
+    sensor = build_free_ingest_inbox_sensor(job, workers, settings.sensor_interval_seconds)
+    return Wiring(
+        assets=[free_ingest_items, backfilled_tracks],
+        jobs=[job],
+        sensors=[sensor],
+        resources={"ingest_inbox_dir": IngestInbox(path=str(settings.inbox_dir))},
+    )
