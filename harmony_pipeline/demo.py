@@ -36,6 +36,8 @@ def demo_environment(sandbox_env: dict[str, str], root: Path) -> dict[str, str]:
         "RETRY_BASE_SECONDS": "5",
         "HARMONY_DOWNLOAD_WAIT_SECONDS": "60",
         "HARMONY_SENSOR_INTERVAL_SECONDS": "15",
+        # The sandbox's peers answer in half a second; a real network keeps the 34/220 default.
+        "SLSKD_SEARCH_LIMIT": "120/60",
     }
 
 
@@ -47,7 +49,7 @@ def _run(command: list[str], env: dict[str, str]) -> int:
 def main() -> int:
     bin_dir = Path(sys.executable).parent
     DEMO.mkdir(exist_ok=True)
-    with Sandbox(DEMO / "sandbox") as sandbox:
+    with Sandbox(DEMO / "sandbox", slskd_search_seconds=0.5, slskd_transfer_step_seconds=0.1) as sandbox:
         env = demo_environment(sandbox.env, DEMO)
         print(f"sandbox running: Spotify {sandbox.env.get('SPOTIFY_API_URL')}, slskd {sandbox.env.get('SLSKD_URL')}")
         status = _run([str(bin_dir / "dagster"), "asset", "materialize", "-m", "harmony_pipeline.definitions",
