@@ -1,0 +1,430 @@
+"""`harmony status [--json]`: workers, queue sizes, recent activity and last materializations.
+
+Workers are the sensors and schedules of the code location. The full list comes from building the
+definitions with every ENABLE_* flag on, so a worker a flag leaves out is still listed, as
+"unavailable". The other states come from the Dagster instance under DAGSTER_HOME (the one the daemon
+writes): "stopped" when its stored or default status is STOPPED, "running" when it is on and ticked
+within twice its interval, "stale" when it is on but has not (the daemon is down), and "unknown" when
+DAGSTER_HOME is not set. Queue sizes and activity are read from DuckDB, read-only.
+
+Exit codes: 0 healthy, 1 when something needs attention (stale or unknown workers, dead letters),
+2 on error (bad configuration, unreadable DuckDB or Dagster instance). docs/status-json.md documents
+the JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from harmony_pipeline import storage
+from harmony_pipeline.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+STALE_FACTOR = 2  # a worker is stale after this many intervals without a tick
+DUCKDB_WAIT_SECONDS = 10.0  # a run holding the write lock releases it between statements
+QUEUES = ("wanted", "matching", "downloading", "retry_due", "dead_letter")
+
+QUEUE_SQL = {
+    "wanted": "SELECT count(*) FROM wanted_tracks w WHERE w.state = 'wanted' "
+              "AND NOT EXISTS (SELECT 1 FROM soulseek_matches m WHERE m.wanted_key = w.wanted_key)",
+    "matching": "SELECT count(*) FROM wanted_tracks w JOIN soulseek_matches m USING (wanted_key) "
+                "WHERE w.state = 'wanted' AND m.status IN ('deferred', 'no_match')",
+    "downloading": "SELECT count(*) FROM downloads WHERE state = 'downloading'",
+    "retry_due": "SELECT count(*) FROM downloads WHERE state = 'retry' AND next_attempt_at <= ?",
+    "dead_letter": "SELECT count(*) FROM downloads WHERE state = 'dead_letter'",
+}
+
+
+@dataclass(frozen=True)
+class WorkerDefinition:
+    name: str
+    kind: str  # sensor | schedule
+    interval_seconds: int
+    default_running: bool
+    loaded: bool
+    unavailable_reason: str = ""
+
+
+@dataclass
+class WorkerStatus:
+    name: str
+    kind: str
+    state: str  # running | stopped | stale | unavailable | unknown
+    last_tick: datetime | None
+    interval_seconds: int
+    note: str = ""
+
+
+@dataclass
+class StatusReport:
+    workers: list[WorkerStatus]
+    queues: dict[str, int]
+    activity: list[dict[str, Any]]
+    assets: dict[str, datetime | None]
+    dagster_home: str | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per thing that needs the user's attention (these make the exit code 1)."""
+        found = [f"worker {w.name} is stale: "
+                 + (f"last tick {_iso(w.last_tick)}" if w.last_tick else "it never ticked")
+                 + f" (interval {w.interval_seconds} s); is the Dagster daemon running?"
+                 for w in self.workers if w.state == "stale"]
+        if any(w.state == "unknown" for w in self.workers):
+            found.append("DAGSTER_HOME is not set: worker states and materializations are unknown "
+                         "(set it to the folder `dagster dev` / `dagster-daemon run` use)")
+        if self.queues.get("dead_letter"):
+            found.append(f"{self.queues['dead_letter']} download(s) dead-lettered: "
+                         "see `harmony dead-letter list`")
+        return found
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workers": {w.name: {"kind": w.kind, "state": w.state, "last_tick": _iso(w.last_tick)}
+                        for w in self.workers},
+            "queues": dict(self.queues),
+            "activity": [{"time": _iso(e["time"]), "type": e["type"], "details": e["details"]}
+                         for e in self.activity],
+            "assets": {key: _iso(time) for key, time in self.assets.items()},
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if value is not None else None
+
+
+def _from_timestamp(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if value else None
+
+
+# --- what the code location defines ---------------------------------------------------------------
+def _quiet_wiring(settings: Settings):
+    """The definitions' wiring without the `wiring_summary` log line (meant for the code server)."""
+    logging.disable(logging.INFO)
+    try:
+        from harmony_pipeline.definitions import collect_wiring
+
+        return collect_wiring(settings)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _flags(settings: Settings) -> list[str]:
+    return [f.name for f in fields(settings) if f.name.startswith("enable_")]
+
+
+def schedule_interval_seconds(cron: str, timezone_name: str | None, now: datetime) -> int:
+    """Seconds between the next two fire times of a cron schedule."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    fire_times = cron_string_iterator(now.timestamp(), cron, timezone_name or "UTC")
+    first, second = next(fire_times), next(fire_times)
+    return int((second - first).total_seconds())
+
+
+def _workers_of(wiring, now: datetime) -> dict[str, tuple[str, int, bool]]:
+    """name → (kind, interval seconds, running by default) of a wiring's sensors and schedules."""
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    found = {s.name: ("sensor", int(s.minimum_interval_seconds or 30),
+                      s.default_status == DefaultSensorStatus.RUNNING) for s in wiring.sensors}
+    for schedule in wiring.schedules:
+        cron = schedule.cron_schedule if isinstance(schedule.cron_schedule, str) else schedule.cron_schedule[0]
+        found[schedule.name] = ("schedule", schedule_interval_seconds(cron, schedule.execution_timezone, now),
+                                schedule.default_status == DefaultScheduleStatus.RUNNING)
+    return found
+
+
+def worker_definitions(settings: Settings, now: datetime) -> list[WorkerDefinition]:
+    """Every sensor and schedule the project has; those the current flags leave out are not loaded."""
+    loaded = _workers_of(_quiet_wiring(settings), now)
+    every_flag_on = replace(settings, **{flag: True for flag in _flags(settings)})
+    everything = _workers_of(_quiet_wiring(every_flag_on), now)
+    reasons: dict[str, str] = {}
+    for flag in _flags(settings):
+        if getattr(settings, flag):
+            continue
+        for name in _workers_of(_quiet_wiring(replace(settings, **{flag: True})), now):
+            if name not in loaded:
+                reasons.setdefault(name, f"{flag.upper()} is off")
+    result = []
+    for name, (kind, interval, default_running) in sorted(everything.items()):
+        is_loaded = name in loaded
+        if is_loaded:
+            kind, interval, default_running = loaded[name]
+        result.append(WorkerDefinition(name, kind, interval, default_running, is_loaded,
+                                       "" if is_loaded else reasons.get(name, "not loaded")))
+    return result
+
+
+def asset_keys(settings: Settings) -> list[str]:
+    """Asset keys of the code location with every flag on (a flag turned off keeps its history)."""
+    every_flag_on = replace(settings, **{flag: True for flag in _flags(settings)})
+    wiring = _quiet_wiring(every_flag_on)
+    return sorted({key.to_user_string() for a in wiring.assets for key in getattr(a, "keys", ())})
+
+
+# --- what the Dagster instance knows ----------------------------------------------------------------
+@dataclass(frozen=True)
+class _Observed:
+    status: str  # RUNNING | STOPPED | DECLARED_IN_CODE
+    last_tick: datetime | None
+    started: datetime | None
+
+
+def _observed(instance: DagsterInstance, kind: str) -> dict[str, _Observed]:
+    """name → what the instance stored for it. A name stored by several code locations (e.g. `dagster
+    dev` and `dagster-webserver -m`) keeps the one that ticked last."""
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    instigator_type = InstigatorType.SENSOR if kind == "sensor" else InstigatorType.SCHEDULE
+    found: dict[str, _Observed] = {}
+    for state in instance.all_instigator_state(instigator_type=instigator_type):
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+        data = state.instigator_data
+        started = getattr(data, "last_sensor_start_timestamp", None) or getattr(data, "start_timestamp", None)
+        seen = _Observed(state.status.value, _from_timestamp(ticks[0].timestamp) if ticks else None,
+                         _from_timestamp(started))
+        before = found.get(state.instigator_name)
+        if before is None or _latest(seen) > _latest(before):
+            found[state.instigator_name] = seen
+    return found
+
+
+def _latest(observed: _Observed) -> datetime:
+    moments = [m for m in (observed.last_tick, observed.started) if m is not None]
+    return max(moments) if moments else datetime.min.replace(tzinfo=timezone.utc)
+
+
+def worker_state(definition: WorkerDefinition, observed: _Observed | None, now: datetime) -> tuple[str, str]:
+    """(state, note) of one loaded worker from its stored instigator state and last tick."""
+    if observed is None or observed.status == "DECLARED_IN_CODE":
+        on = definition.default_running
+    else:
+        on = observed.status == "RUNNING"
+    if not on:
+        return "stopped", ""
+    if observed is None:
+        return "stale", "never ticked"
+    window = timedelta(seconds=STALE_FACTOR * definition.interval_seconds)
+    if now - _latest(observed) <= window:
+        return "running", "" if observed.last_tick else "waiting for its first tick"
+    return "stale", f"no tick in {STALE_FACTOR} intervals"
+
+
+def collect_workers(definitions: Iterable[WorkerDefinition], instance: DagsterInstance | None,
+                    now: datetime) -> list[WorkerStatus]:
+    observed = {"sensor": {}, "schedule": {}}
+    if instance is not None:
+        observed = {kind: _observed(instance, kind) for kind in observed}
+    workers = []
+    for definition in definitions:
+        seen = observed[definition.kind].get(definition.name)
+        last_tick = seen.last_tick if seen else None
+        if not definition.loaded:
+            state, note = "unavailable", definition.unavailable_reason
+        elif instance is None:
+            state, note = "unknown", ""
+        else:
+            state, note = worker_state(definition, seen, now)
+        workers.append(WorkerStatus(definition.name, definition.kind, state, last_tick,
+                                    definition.interval_seconds, note))
+    return workers
+
+
+def last_materializations(instance: DagsterInstance | None, keys: list[str]) -> dict[str, datetime | None]:
+    if instance is None:
+        return dict.fromkeys(keys)
+    from dagster import AssetKey
+
+    events = instance.get_latest_materialization_events([AssetKey.from_user_string(k) for k in keys])
+    times = {key.to_user_string(): _from_timestamp(entry.timestamp) for key, entry in events.items() if entry}
+    return {key: times.get(key) for key in keys}
+
+
+# --- what DuckDB holds ----------------------------------------------------------------------------
+class DatabaseUnreadable(Exception):
+    pass
+
+
+def read_database(path: Path, now: datetime, activity_limit: int) -> tuple[dict[str, int], list[dict]]:
+    """Queue sizes and the newest activity events; zeros when nothing was ever written."""
+    queues = dict.fromkeys(QUEUES, 0)
+    if not path.exists():
+        return queues, []
+    try:
+        conn = storage.open_connection(path, read_only=True, wait_seconds=DUCKDB_WAIT_SECONDS)
+    except duckdb.Error as error:
+        raise DatabaseUnreadable(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+    try:
+        tables = {row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for name, sql in QUEUE_SQL.items():
+            needed = {"wanted_tracks", "soulseek_matches"} if name in ("wanted", "matching") else {"downloads"}
+            if needed <= tables:
+                queues[name] = conn.execute(sql, [now] if "?" in sql else []).fetchone()[0]
+        activity = storage.recent_activity(conn, activity_limit) if "activity_events" in tables else []
+    except duckdb.Error as error:
+        raise DatabaseUnreadable(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+    finally:
+        conn.close()
+    return queues, activity
+
+
+# --- the report -----------------------------------------------------------------------------------
+def collect_status(settings: Settings, instance: DagsterInstance | None, *, now: datetime | None = None,
+                   activity_limit: int = 20) -> StatusReport:
+    now = now or storage.utcnow()
+    queues, activity = read_database(settings.duckdb_path, now, activity_limit)
+    notes = [] if settings.duckdb_path.exists() else [f"no database yet at {settings.duckdb_path}"]
+    return StatusReport(
+        workers=collect_workers(worker_definitions(settings, now), instance, now),
+        queues=queues,
+        activity=activity,
+        assets=last_materializations(instance, asset_keys(settings)),
+        dagster_home=str(instance.root_directory) if instance is not None else None,
+        notes=notes,
+    )
+
+
+def open_instance() -> DagsterInstance | None:
+    """The instance under DAGSTER_HOME, or None when it is not set."""
+    from harmony_pipeline.cli import CommandError
+
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home:
+        return None
+    if not Path(home).is_dir():
+        raise CommandError(f"DAGSTER_HOME={home} is not a folder", code=2)
+    from dagster import DagsterInstance
+
+    try:
+        return DagsterInstance.get()
+    except Exception as error:  # a broken dagster.yaml or storage: the report cannot be trusted
+        raise CommandError(f"cannot open the Dagster instance in {home}: {error}", code=2) from None
+
+
+# --- command line ---------------------------------------------------------------------------------
+STATE_STYLES = {"running": "green", "stopped": "yellow", "stale": "bold red", "unavailable": "dim",
+                "unknown": "magenta"}
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = int((now - moment).total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{max(seconds, 0)} s ago"
+
+
+def _every(seconds: int) -> str:
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def print_report(report: StatusReport, now: datetime, quiet: bool) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    workers = Table(box=box.SIMPLE_HEAD, title="Workers", title_justify="left")
+    workers.add_column("worker", no_wrap=True)
+    for column in ("kind", "state", "last tick", "every", "note"):
+        workers.add_column(column, no_wrap=column != "note")
+    for w in report.workers:
+        style = STATE_STYLES.get(w.state, "")
+        workers.add_row(w.name, w.kind, f"[{style}]{w.state}[/]", _ago(w.last_tick, now),
+                        _every(w.interval_seconds), w.note)
+    console.print(workers)
+
+    queues = Table(box=box.SIMPLE_HEAD, title="Queues", title_justify="left")
+    for name in QUEUES:
+        queues.add_column(name.replace("_", " "), justify="right")
+    queues.add_row(*[f"[bold red]{report.queues[n]}[/]" if n == "dead_letter" and report.queues[n]
+                     else str(report.queues[n]) for n in QUEUES])
+    console.print(queues)
+
+    assets = Table(box=box.SIMPLE_HEAD, title="Assets", title_justify="left")
+    assets.add_column("asset", no_wrap=True)
+    assets.add_column("last materialized")
+    for key, moment in report.assets.items():
+        assets.add_row(key, f"{_ago(moment, now)}" + (f" ({moment:%Y-%m-%d %H:%M})" if moment else ""))
+    console.print(assets)
+
+    if report.activity and not quiet:
+        activity = Table(box=box.SIMPLE_HEAD, title="Recent activity", title_justify="left")
+        for column in ("time", "type", "details"):
+            activity.add_column(column)
+        for event in report.activity:
+            details = ", ".join(f"{k}={v}" for k, v in event["details"].items())
+            activity.add_row(f"{event['time']:%Y-%m-%d %H:%M:%S}", event["type"], details[:100])
+        console.print(activity)
+    if not quiet:
+        for note in report.notes:
+            console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]Dagster instance: {report.dagster_home or 'none (DAGSTER_HOME not set)'}[/]")
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from harmony_pipeline.cli import CommandError
+
+    instance = open_instance()
+    now = storage.utcnow()
+    try:
+        report = collect_status(settings, instance, now=now, activity_limit=args.activity)
+    except DatabaseUnreadable as error:
+        raise CommandError(str(error), code=2) from None
+    except SettingsError:
+        raise
+    except Exception as error:  # the code location itself fails to load: say so in one line
+        raise CommandError(f"cannot load the definitions: {type(error).__name__}: {error}", code=2) from None
+    finally:
+        if instance is not None:
+            instance.dispose()
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2, default=str))
+        for problem in report.problems:
+            print(f"harmony: {problem}", file=sys.stderr)
+    else:
+        print_report(report, now, args.quiet)
+        if report.problems:
+            from rich.console import Console
+
+            err = Console(stderr=True)
+            for problem in report.problems:
+                err.print(f"[bold red]attention:[/] {problem}")
+    return report.exit_code
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "status", help="workers, queue sizes, recent activity, last materializations",
+        description="Workers (sensors and schedules) with their state, queue sizes, recent activity and the "
+                    "last materialization of each asset. Exit code 0 healthy, 1 needs attention (stale "
+                    "worker, dead letters, DAGSTER_HOME unset), 2 error.",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object (docs/status-json.md)")
+    parser.add_argument("--activity", type=int, default=20, metavar="N", help="newest N activity events (20)")
+    parser.set_defaults(handler=_cmd_status, needs_settings=True)
