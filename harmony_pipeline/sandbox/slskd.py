@@ -351,10 +351,10 @@ class SlskdEmulator(Emulator):
         """The URL clients are configured with (`SLSKD_URL`): base without `/api/v0`."""
         return self.base_url + self.url_base
 
-    def environment(self) -> dict[str, str]:
-        """The pipeline's environment for this emulator (call after `serve()`)."""
+    def environment(self, base_url: str | None = None) -> dict[str, str]:
+        """The pipeline's environment for this emulator (`base_url` defaults to where `serve()` put it)."""
         env = {
-            "SLSKD_URL": self.api_url,
+            "SLSKD_URL": (base_url or self.base_url) + self.url_base,
             "SLSKD_API_KEY": self.api_key,
             "SLSKD_DOWNLOADS_DIR": str(self.downloads_dir),
         }
@@ -884,3 +884,24 @@ class SlskdEmulator(Emulator):
             return json_response({"tracksWithoutCorrectFile": sorted(self.peers.tracks_without_correct_file),
                                   "lockedOnlyTracks": sorted(self.peers.locked_only_track_ids)})
         return json_response({"error": "unknown admin route"}, 404)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sandbox plug-in hooks (see harmony_pipeline/sandbox/__init__.py)
+# ------------------------------------------------------------------------------------------------
+SANDBOX_OPTIONS = ("api_key", "version", "remote_downloads_dir", "url_base", "search_seconds",
+                   "search_post_seconds", "transfer_step_seconds")
+
+
+def create_emulator(sandbox: Any) -> SlskdEmulator:
+    """slskd over the sandbox's catalog; options `slskd_<name>` for each name in SANDBOX_OPTIONS."""
+    options = {name: sandbox.options[f"slskd_{name}"] for name in SANDBOX_OPTIONS if f"slskd_{name}" in sandbox.options}
+    folder = Path(sandbox.root_dir) / "slskd"
+    return SlskdEmulator(sandbox.catalog, folder / "downloads", incomplete_dir=folder / "incomplete",
+                         seed=sandbox.seed, **options)
+
+
+def environment(sandbox: Any, base_url: str) -> dict[str, str]:
+    emulator = sandbox.emulator("slskd")
+    assert isinstance(emulator, SlskdEmulator)
+    return emulator.environment(base_url)

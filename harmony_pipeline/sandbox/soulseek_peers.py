@@ -165,7 +165,8 @@ def windows_safe(name: str, rng: random.Random) -> str:
 
 
 def strip_diacritics(text: str) -> str:
-    text = text.translate(str.maketrans({"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "ß": "ss", "Ł": "L", "ł": "l"}))
+    letters = {"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "ß": "ss", "Ł": "L", "ł": "l"}  # no NFKD decomposition
+    text = text.translate(str.maketrans(letters))
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
@@ -450,7 +451,9 @@ class PeerNetwork:
                 recording = recordings[canonical]
                 title = self._title(recording, rng)
                 number = f"{track.track_number:02d}"
-                disc_folder = folder + (f"\\{rng.choice(['CD', 'Disc '])}{track.disc_number}" if album.disc_count > 1 else "")
+                disc_folder = folder
+                if album.disc_count > 1:
+                    disc_folder += f"\\{rng.choice(['CD', 'Disc '])}{track.disc_number}"
                 if album.disc_count > 1:
                     number = f"{track.disc_number}-{number}"
                 file_name = {
@@ -460,7 +463,8 @@ class PeerNetwork:
                 }.get(style, f"{number} - {title}")
                 self._audio(peer, f"{disc_folder}\\{file_name}", quality, self._jitter(recording, rng), "target",
                             canonical, rng)
-            extras = ["jpg"] + (["cue", "log"] if label == "FLAC" else []) + (["nfo", "sfv"] if style == "scene" else [])
+            extras = ["jpg"] + (["cue", "log"] if label == "FLAC" else [])
+            extras += ["nfo", "sfv"] if style == "scene" else []
             for extension in extras:
                 stem = rng.choice(["cover", "folder"]) if extension == "jpg" else f"{artist} - {name}"
                 self._non_audio(peer, f"{folder}\\{stem}", extension, rng)
@@ -492,7 +496,9 @@ class PeerNetwork:
                 self._loose_copy(rng.choice(peers), recording, self._quality(rng), "locked", rng, locked=True)
             decoys = rng.sample(self._decoy_kinds(recording), rng.randint(0, 2))
         else:
-            flavour = rng.choice(["versions", "wrong_duration", "other_artist", "hostile", "non_audio", "empty", "mixed"])
+            flavour = rng.choice(
+                ["versions", "wrong_duration", "other_artist", "hostile", "non_audio", "empty", "mixed"]
+            )
             decoys = {
                 "versions": rng.sample(self._decoy_kinds(recording, versions_only=True), 3),
                 "wrong_duration": ["wrong_duration", "wrong_duration"],
@@ -525,7 +531,8 @@ class PeerNetwork:
             "bare": f"{peer.root}\\{artist}\\{title}",
             "va": f"{peer.root}\\Compilations\\VA - {rng.choice(['Summer Hits', 'Indie Essentials', 'Now Playing'])} "
                   f"({rng.randint(2000, 2026)})\\{rng.randint(1, 30):02d}. {artist} - {title}",
-            "discography": f"{peer.root}\\Downloads\\complete\\{artist} Discography\\({recording.year}) {album}\\{number}. {title}",
+            "discography": f"{peer.root}\\Downloads\\complete\\{artist} Discography"
+                           f"\\({recording.year}) {album}\\{number}. {title}",
             "multi_disc": f"{peer.root}\\{artist}\\{album} (Deluxe Edition)\\CD1\\1-{number} {title}",
             "scene": f"{peer.root}\\{scene_name(artist)}-{scene_name(title)}-WEB-{recording.year}-{rng.choice(GROUPS)}"
                      f"\\01-{scene_name(artist).lower()}-{scene_name(title).lower()}",
@@ -535,7 +542,9 @@ class PeerNetwork:
 
     def _hostile_copy(self, peer: Peer, recording: _Recording, rng: random.Random) -> None:
         name = f"{windows_safe(recording.artist, rng)} - {self._title(recording, rng)}"
-        path = rng.choice([f"..\\..\\{name}", f"{peer.root}\\..\\..\\..\\{name}", f"{peer.root}\\{name}\\..\\..\\{name}"])
+        path = rng.choice(
+            [f"..\\..\\{name}", f"{peer.root}\\..\\..\\..\\{name}", f"{peer.root}\\{name}\\..\\..\\{name}"]
+        )
         self._audio(peer, path.lstrip("\\"), self._quality(rng), self._jitter(recording, rng), "hostile", None, rng,
                     imitates=recording.track.id)
 
