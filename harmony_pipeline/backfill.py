@@ -4,8 +4,9 @@ An item with an ISRC is looked up by `isrc:` first; otherwise (or when that find
 `track:"…" artist:"…"` with `album:"…"` when known, then without the album. Each candidate is scored
 with rapidfuzz on title, artist and album (normalised the same way as Soulseek matching: romanised,
 feat./remaster noise dropped), plus duration: within ±2 s is strong evidence, within ±5 s weak, beyond
-that a penalty growing with the gap. A candidate is accepted at MATCH_THRESHOLD or above; every score
-comes with its reasons so an unmatched item says why.
+that a penalty growing with the gap; another version (live, remix, edit…) costs a fixed penalty.
+A candidate is accepted at MATCH_THRESHOLD or above; every score comes with its reasons so an
+unmatched item says why.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ STRONG_DURATION_MS = 2000
 WEAK_DURATION_MS = 5000
 STRONG_DURATION_BONUS = 10.0
 WEAK_DURATION_BONUS = 4.0
-MAX_DURATION_PENALTY = 30.0
-VERSION_MISMATCH_PENALTY = 20.0
+DURATION_PENALTY_PER_SECOND = 1.5
+MAX_DURATION_PENALTY = 40.0
+VERSION_MISMATCH_PENALTY = 30.0
 ISRC_BASE_SCORE = 100.0
 # Title, artist and album weights; without an album the first two share its weight.
 WEIGHTS = (0.5, 0.35, 0.15)
@@ -115,7 +117,7 @@ def duration_points(wanted_ms: int | None, found_ms: int | None) -> tuple[float,
         return STRONG_DURATION_BONUS, f"duration within {gap / 1000:.1f}s"
     if gap <= WEAK_DURATION_MS:
         return WEAK_DURATION_BONUS, f"duration off by {gap / 1000:.1f}s"
-    return -min(gap / 1000, MAX_DURATION_PENALTY), f"duration off by {gap / 1000:.0f}s"
+    return -min(gap / 1000 * DURATION_PENALTY_PER_SECOND, MAX_DURATION_PENALTY), f"duration off by {gap / 1000:.0f}s"
 
 
 def score_candidate(wanted: Wanted, track: dict[str, Any]) -> Scored:

@@ -34,17 +34,17 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_input(name: str) -> bytes:
-    limit = f"the limit is {MAX_SUBMISSION_BYTES // 1048576} MiB"
+    limit = f"the limit is {MAX_SUBMISSION_BYTES // 1048576} MiB ({MAX_SUBMISSION_BYTES:,} bytes)"
     if name == STDIN:
         data = sys.stdin.buffer.read(MAX_SUBMISSION_BYTES + 1)
         if len(data) > MAX_SUBMISSION_BYTES:
-            raise CommandError(f"standard input is larger than {MAX_SUBMISSION_BYTES // 1048576} MiB; {limit}")
+            raise CommandError(f"standard input is too large; {limit}")
         return data
     try:
         path = Path(name)
         size = path.stat().st_size
         if size > MAX_SUBMISSION_BYTES:  # refused without reading it
-            raise CommandError(f"{name} is {size / 1048576:.1f} MiB; {limit}")
+            raise CommandError(f"{name} is too large ({size:,} bytes); {limit}")
         return path.read_bytes()
     except OSError as error:
         raise CommandError(f"cannot read {name}: {error.strerror or error}") from None
