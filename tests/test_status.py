@@ -1,0 +1,263 @@
+"""`harmony status`: worker states from a real Dagster instance, queue sizes from a real DuckDB file,
+the JSON object of docs/status-json.md and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from dagster import AssetMaterialization, SensorDefinition
+from dagster._core.definitions.sensor_definition import DefaultSensorStatus
+from dagster._core.remote_origin import (
+    InProcessCodeLocationOrigin,
+    RemoteInstigatorOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    InstigatorType,
+    ScheduleInstigatorData,
+    SensorInstigatorData,
+    TickData,
+    TickStatus,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from harmony_pipeline import cli, storage
+from harmony_pipeline.settings import load_settings
+from harmony_pipeline.status import collect_status
+
+REPO = Path(__file__).resolve().parent.parent
+WORKER_STATES = {"running", "stopped", "stale", "unavailable", "unknown"}
+
+
+@pytest.fixture
+def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HARMONY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HARMONY_LIBRARY_DIR", str(tmp_path / "library"))
+    return tmp_path / "data" / "harmony.duckdb"
+
+
+def _origin(name: str) -> RemoteInstigatorOrigin:
+    """The origin a daemon loading `-m harmony_pipeline.definitions` stores for a sensor or schedule."""
+    location = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name="harmony_pipeline.definitions"),
+        location_name="harmony_pipeline")
+    return RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, "__repository__"), name)
+
+
+def _store(instance, name: str, kind: str, status: InstigatorStatus, *, started_ago: float,
+           tick_ago: float | None) -> None:
+    """An instigator state as the daemon or the UI writes it, plus its last tick."""
+    now = storage.utcnow().timestamp()
+    if kind == "sensor":
+        instigator_type = InstigatorType.SENSOR
+        data = SensorInstigatorData(min_interval=60, last_sensor_start_timestamp=now - started_ago)
+    else:
+        instigator_type = InstigatorType.SCHEDULE
+        data = ScheduleInstigatorData("*/15 * * * *", start_timestamp=now - started_ago)
+    state = instance.add_instigator_state(InstigatorState(_origin(name), instigator_type, status, data))
+    if tick_ago is not None:
+        instance.create_tick(TickData(
+            instigator_origin_id=state.instigator_origin_id, instigator_name=name,
+            instigator_type=instigator_type, status=TickStatus.SKIPPED, timestamp=now - tick_ago,
+            skip_reason="nothing to do", selector_id=state.selector_id))
+
+
+def _run_status(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main(["status", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _workers(report) -> dict[str, str]:
+    return {w.name: w.state for w in report.workers}
+
+
+def test_running_stale_and_declared_in_code_workers(data_env, instance):
+    # A daemon that ticked recently, one that stopped ticking long ago, one never seen by a daemon.
+    _store(instance, "download_transfer_sensor", "sensor", InstigatorStatus.DECLARED_IN_CODE,
+           started_ago=3600, tick_ago=20)
+    _store(instance, "playlist_sync_schedule", "schedule", InstigatorStatus.RUNNING,
+           started_ago=86_400, tick_ago=3 * 900)
+    report = collect_status(load_settings(), instance)
+    states = _workers(report)
+    assert states["download_transfer_sensor"] == "running"
+    assert states["playlist_sync_schedule"] == "stale"  # 45 min without a tick of a 15-min schedule
+    never_seen = set(states) - {"download_transfer_sensor", "playlist_sync_schedule"}
+    assert never_seen and {states[name] for name in never_seen} == {"stale"}
+    ticked = {w.name: w.last_tick for w in report.workers}
+    assert ticked["download_transfer_sensor"] is not None and ticked["free_ingest_inbox_sensor"] is None
+    assert report.exit_code == 1
+    assert any("playlist_sync_schedule is stale" in p for p in report.problems)
+
+
+def test_just_started_schedule_is_running_before_its_first_tick(data_env, instance):
+    _store(instance, "playlist_sync_schedule", "schedule", InstigatorStatus.RUNNING, started_ago=60, tick_ago=None)
+    assert _workers(collect_status(load_settings(), instance))["playlist_sync_schedule"] == "running"
+
+
+def test_disable_workers_reports_stopped_and_a_stored_status_wins(data_env, instance, monkeypatch):
+    monkeypatch.setenv("HARMONY_DISABLE_WORKERS", "1")
+    # The user started one sensor from the UI: the stored RUNNING status beats the code default.
+    _store(instance, "new_release_sensor", "sensor", InstigatorStatus.RUNNING, started_ago=30, tick_ago=10)
+    states = _workers(collect_status(load_settings(), instance))
+    assert states.pop("new_release_sensor") == "running"
+    assert set(states.values()) == {"stopped"}
+
+
+def test_stored_stopped_beats_a_running_default(data_env, instance):
+    _store(instance, "download_transfer_sensor", "sensor", InstigatorStatus.STOPPED, started_ago=600, tick_ago=500)
+    assert _workers(collect_status(load_settings(), instance))["download_transfer_sensor"] == "stopped"
+
+
+def _flagged_module(enabled_by: str) -> types.ModuleType:
+    """A concern whose sensor exists only with a flag on, as enrichment sensors may."""
+    module = types.ModuleType("flagged_concern")
+
+    def wiring(settings, workers):
+        from harmony_pipeline.wiring import Wiring
+
+        if not getattr(settings, enabled_by):
+            return Wiring()
+        return Wiring(sensors=[SensorDefinition(name="flagged_sensor", evaluation_fn=lambda _: None,
+                                                minimum_interval_seconds=120, default_status=DefaultSensorStatus.RUNNING)])
+
+    module.wiring = wiring
+    return module
+
+
+def test_worker_left_out_by_a_flag_is_unavailable(data_env, instance, monkeypatch):
+    import harmony_pipeline.definitions as definitions
+
+    monkeypatch.setitem(sys.modules, "flagged_concern", _flagged_module("enable_lyrics"))
+    monkeypatch.setattr(definitions, "CONCERN_MODULES", (*definitions.CONCERN_MODULES, "flagged_concern"))
+    report = collect_status(load_settings(), instance)
+    flagged = next(w for w in report.workers if w.name == "flagged_sensor")
+    assert (flagged.state, flagged.note, flagged.interval_seconds) == ("unavailable", "ENABLE_LYRICS is off", 120)
+
+    monkeypatch.setenv("ENABLE_LYRICS", "1")
+    assert _workers(collect_status(load_settings(), instance))["flagged_sensor"] == "stale"  # loaded, never ticked
+
+
+def test_every_worker_of_the_definitions_with_all_flags_on_is_listed(data_env, instance):
+    from harmony_pipeline.definitions import collect_wiring
+
+    settings = load_settings({**os.environ, "ENABLE_ARTWORK": "1", "ENABLE_LYRICS": "1"})
+    wiring = collect_wiring(settings)
+    expected = {s.name: "sensor" for s in wiring.sensors} | {s.name: "schedule" for s in wiring.schedules}
+    report = collect_status(load_settings(), instance)
+    assert {w.name: w.kind for w in report.workers} == expected
+    assert set(report.assets) >= {"spotify_playlists", "downloads", "library_tracks"}
+
+
+def _seed_queues(path: Path) -> None:
+    now = storage.utcnow()
+    with storage.connect(path) as conn:
+        wanted = [
+            {"wanted_key": f"key:{n}", "title": f"T{n}", "artist": "A", "sources": ["free_ingest"],
+             "state": state, "first_wanted_at": now, "updated_at": now}
+            for n, state in enumerate(["wanted"] * 6 + ["in_library"])
+        ]
+        storage.upsert(conn, "wanted_tracks", wanted, key=["wanted_key"])
+        matches = [{"wanted_key": "key:0", "status": "deferred", "decided_at": now},
+                   {"wanted_key": "key:1", "status": "no_match", "decided_at": now},
+                   {"wanted_key": "key:2", "status": "matched", "decided_at": now}]
+        storage.upsert(conn, "soulseek_matches", matches, key=["wanted_key"])
+        downloads = [
+            ("key:2", "downloading", None), ("key:3", "retry", now - timedelta(minutes=1)),
+            ("key:4", "retry", now + timedelta(hours=1)), ("key:5", "dead_letter", None),
+            ("key:6", "imported", None),
+        ]
+        storage.upsert(conn, "downloads", [
+            {"wanted_key": k, "state": s, "attempts": 1, "next_attempt_at": due, "history": "[]",
+             "last_error": "Errored" if s == "dead_letter" else None, "updated_at": now}
+            for k, s, due in downloads], key=["wanted_key"])
+        storage.record_activity(conn, "sync_completed", {"playlist": "Road trip", "added": 3})
+        storage.record_activity(conn, "download_dead_lettered", {"track": "A – T5", "attempts": 10})
+
+
+def test_queue_sizes_and_activity_from_duckdb(data_env, instance):
+    _seed_queues(data_env)
+    report = collect_status(load_settings(), instance)
+    # key:3..5 have no match row yet: they count as wanted (not searched) besides their downloads.
+    assert report.queues == {"wanted": 3, "matching": 2, "downloading": 1, "retry_due": 1, "dead_letter": 1}
+    assert [e["type"] for e in report.activity] == ["download_dead_lettered", "sync_completed"]
+    assert report.activity[1]["details"] == {"playlist": "Road trip", "added": 3}
+    assert any("dead-lettered" in p for p in report.problems)
+
+
+def test_json_object_schema_and_exit_code(data_env, instance, capsys):
+    _seed_queues(data_env)
+    instance.report_runless_asset_event(AssetMaterialization("spotify_playlists"))
+    code, out, err = _run_status(capsys, "--json")
+    report = json.loads(out)
+    assert set(report) == {"workers", "queues", "activity", "assets"}
+    assert report["workers"]
+    for worker in report["workers"].values():
+        assert set(worker) == {"kind", "state", "last_tick"}
+        assert worker["kind"] in {"sensor", "schedule"} and worker["state"] in WORKER_STATES
+        assert worker["last_tick"] is None or isinstance(worker["last_tick"], str)
+    assert set(report["queues"]) == {"wanted", "matching", "downloading", "retry_due", "dead_letter"}
+    assert all(isinstance(v, int) for v in report["queues"].values())
+    event = report["activity"][0]
+    assert set(event) == {"time", "type", "details"} and isinstance(event["details"], dict)
+    from datetime import datetime
+
+    assert datetime.fromisoformat(event["time"]).tzinfo is not None
+    assert datetime.fromisoformat(report["assets"]["spotify_playlists"]).tzinfo is not None
+    assert report["assets"]["library_tracks"] is None
+    assert code == 1 and "dead-lettered" in err
+
+
+def test_healthy_exit_zero_when_workers_are_stopped_and_nothing_dead(data_env, instance, capsys, monkeypatch):
+    monkeypatch.setenv("HARMONY_DISABLE_WORKERS", "1")
+    code, out, err = _run_status(capsys)
+    assert code == 0, err
+    assert "Workers" in out and "stopped" in out and "Queues" in out
+
+
+def test_without_dagster_home_workers_are_unknown(data_env, capsys):
+    code, out, err = _run_status(capsys, "--json")
+    report = json.loads(out)
+    loaded = {w for w, v in report["workers"].items() if v["state"] != "unavailable"}
+    assert loaded and {report["workers"][w]["state"] for w in loaded} == {"unknown"}
+    assert set(report["assets"].values()) == {None}
+    assert code == 1 and "DAGSTER_HOME is not set" in err
+
+
+def test_errors_exit_two(data_env, dagster_home, capsys, monkeypatch, tmp_path):
+    data_env.parent.mkdir(parents=True)
+    data_env.write_bytes(b"this is not a DuckDB file" * 100)
+    code, _, err = _run_status(capsys, "--json")
+    assert code == 2 and "cannot read" in err
+
+    data_env.unlink()
+    monkeypatch.setenv("HARMONY_SENSOR_INTERVAL_SECONDS", "often")
+    code, _, err = _run_status(capsys)
+    assert code == 2 and "HARMONY_SENSOR_INTERVAL_SECONDS" in err
+
+    monkeypatch.delenv("HARMONY_SENSOR_INTERVAL_SECONDS")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "missing"))
+    code, _, err = _run_status(capsys)
+    assert code == 2 and "DAGSTER_HOME" in err
+
+
+def test_command_line_end_to_end(data_env, instance, tmp_path):
+    """The installed entry point, as a user or a monitoring script runs it."""
+    _store(instance, "download_transfer_sensor", "sensor", InstigatorStatus.RUNNING, started_ago=100, tick_ago=5)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HARMONY_DISABLE_WORKERS": "1"}
+    done = subprocess.run([sys.executable, "-m", "harmony_pipeline.cli", "status", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    report = json.loads(done.stdout)
+    assert report["workers"]["download_transfer_sensor"]["state"] == "running"
+    assert report["workers"]["playlist_sync_schedule"]["state"] == "stopped"
+    assert done.returncode == 0, done.stderr
+    assert "wiring_summary" not in done.stderr  # the code server's log line stays out of the report
