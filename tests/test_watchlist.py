@@ -136,10 +136,11 @@ def _has_slskd(sandbox) -> bool:
     return "slskd" in sandbox.servers
 
 
-def _run(sandbox, instance, run_request):
-    """The requested watchlist run: releases, wanted tracks and, with the slskd emulator, acquisition."""
+def _run(sandbox, instance, run_request, *, acquire: bool = False):
+    """The requested watchlist run: releases, wanted tracks and, with `acquire` and the slskd emulator,
+    search, download and import."""
     wiring = collect_wiring(load_settings())
-    selection = ["artist_releases", "wanted_tracks"] + (ACQUISITION if _has_slskd(sandbox) else [])
+    selection = ["artist_releases", "wanted_tracks"] + (ACQUISITION if acquire and _has_slskd(sandbox) else [])
     result = materialize(wiring.assets, resources=wiring.resources, instance=instance, selection=selection,
                          run_config=run_request.run_config, tags=run_request.tags)
     assert result.success
@@ -245,8 +246,9 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     assert len(events) == 1 and "Brand New Day" in events[0][0]
 
     spotify.clear_requests()
-    _run(sandbox, instance, tick.run_requests[0])
+    result = _run(sandbox, instance, tick.run_requests[0], acquire=True)
     run_requests = _spotify_api(sandbox)
+    releases_requests = result.asset_materializations_for_node("artist_releases")[0].metadata["spotify_requests"].value
 
     assert _rows("SELECT is_new, acquire FROM artist_releases WHERE album_id = ?", [album.id]) == [(True, True)]
     expected = {(t.id, t.isrc) for t in sandbox.catalog.album_tracks(album)}
@@ -273,10 +275,10 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
         for track_id in set(states) - set(imported):
             assert states[track_id] == "wanted"
         assert _rows("SELECT bool_and(acquire) FROM artist_release_tracks") == [(True,)]
-    print(f"\nnew album of {len(expected)} tracks: sensor tick {len(sensor_requests)} Spotify request(s); "
-          f"run {len(run_requests)} Spotify requests "
-          f"({', '.join(f'{k} {v}' for k, v in _by_endpoint(run_requests).items())}); "
-          f"slskd {len(slskd_requests) if _has_slskd(sandbox) else 'n/a (no slskd emulator)'}")
+    print(f"\nnew album of {len(expected)} tracks: sensor tick {len(sensor_requests)} Spotify request; run "
+          f"{len(run_requests)} Spotify requests ({', '.join(f'{k} {v}' for k, v in _by_endpoint(run_requests).items())}"
+          f"), of which artist_releases {releases_requests} and acquisition {len(run_requests) - releases_requests}; "
+          f"slskd {len(slskd_requests) if _has_slskd(sandbox) else 'n/a (no slskd emulator)'} requests")
 
     # Asked again, nothing is fetched twice: the album is known and its tracks are read.
     spotify.clear_requests()
