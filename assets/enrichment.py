@@ -40,7 +40,14 @@ from harmony_pipeline.artwork import (
     thumbnail_data_uri,
     write_cover_file,
 )
-from harmony_pipeline.credits import MAX_GENRES, Credits, choose_recording, choose_release, extract_credits, extract_genres
+from harmony_pipeline.credits import (
+    MAX_GENRES,
+    Credits,
+    choose_recording,
+    choose_release,
+    extract_credits,
+    extract_genres,
+)
 from harmony_pipeline.demand import normalise
 from harmony_pipeline.http_cache import HttpCache, ServiceError
 from harmony_pipeline.lyrics import LyricsKind, LyricsRecord, choose_record, lyrics_outcome, write_lrc_sidecar

@@ -1,9 +1,9 @@
 """External JSON services behind one DuckDB response cache (`http_cache`), so a re-run asks nothing again.
 
 Answers are stored per service and request (the full URL with sorted query parameters): 200 bodies
-for `hit_ttl`, 404 answers ("not known there") for `miss_ttl`, so a miss is asked again only after a
-cool-down. Other statuses are errors and never cached. A DuckDB connection is opened only around each
-read or write of the table, never while a request is in flight.
+for `hit_ttl`, 404 answers ("not known there") and empty bodies (no search result) for `miss_ttl`, so
+a miss is asked again only after a cool-down. Other statuses are errors and never cached. A DuckDB
+connection is opened only around each read or write of the table, never while a request is in flight.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ class CachedJsonClient:
             data = response.json()
         except ValueError:
             raise ServiceError(f"{self.service} sent a body that is not JSON for {path}", 200) from None
-        if self.cache is not None:
-            self.cache.put(self.service, key, 200, response.text, self.hit_ttl)
+        if self.cache is not None:  # an empty answer (e.g. no search result) is a miss: asked again sooner
+            self.cache.put(self.service, key, 200, response.text, self.hit_ttl if data else self.miss_ttl)
         return data
 
     def _get(self, url: str, params: dict[str, Any] | None = None, **kwargs: Any) -> requests.Response:

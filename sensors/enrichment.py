@@ -69,7 +69,7 @@ def build_enrichment_schedule(assets, workers: Workers):
         if not due:
             return SkipReason("no library track waits for enrichment")
         summary = ", ".join(f"{table}={count}" for table, count in due.items())
-        return RunRequest(run_key=f"enrichment-{(context.scheduled_execution_time or storage.utcnow()).isoformat()}",
+        return RunRequest(run_key=f"enrichment-{context.scheduled_execution_time.isoformat()}",
                           tags={"harmony/trigger": summary})
 
     return enrichment_schedule

@@ -165,7 +165,8 @@ def test_coverart_missing_art_is_none_and_too_large_images_are_refused(catalog, 
 
 
 def test_lrclib_get_cached_search_and_cached_miss(catalog, lrclib, cache):
-    track = next(t for t in catalog.tracks.values() if t.lyrics and t.lyrics.kind == "synced" and len(t.artist_ids) == 1)
+    track = next(t for t in catalog.tracks.values()
+                 if t.lyrics and t.lyrics.kind == "synced" and len(t.artist_ids) == 1)
     artist = catalog.artists[track.artist_ids[0]].name
     album = catalog.albums[track.album_id].name
     client = LrclibResource(url=lrclib.base_url).get_client(cache)
