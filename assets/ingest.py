@@ -173,28 +173,34 @@ class Resolution:
 
 def _wanted(item: dict) -> Wanted:
     return Wanted(artist=item["artist"], title=item["title"], album=item["album"],
-                  artists=tuple(item["artists"] or ()), duration_ms=item["duration_ms"], isrc=item["isrc"],
-                  year=item["year"])
+                  artists=tuple(item["artists"] or ()), duration_ms=item["duration_ms"], isrc=item["isrc"])
 
 
 def resolve_item(item: dict, spotify: CachedSpotify) -> Resolution:
-    """Spotify tracks for one ingest item. Rate limits and outages propagate to the caller."""
+    """Spotify tracks for one ingest item. Rate limits, outages and missing credentials propagate."""
     ref = parse_spotify_ref(item["spotify_uri"]) if item["spotify_uri"] else None
     try:
-        if ref is not None and ref.kind == "track":
+        if ref is None:
+            return _search(_wanted(item), spotify)
+        if ref.kind == "track":
             track = resolved_track(spotify.track(ref.id))
-            return Resolution("matched", "Spotify track link", [(track, "link", None)] if track else [])
-        if ref is not None and ref.kind == "album":
+            if track is None:
+                return Resolution("unmatched", "the link is not a playable Spotify track")
+            return Resolution("matched", "Spotify track link", [(track, "link", None)])
+        if ref.kind == "album":
             return _expand_album(ref.id, spotify)
-        if ref is not None and ref.kind == "playlist":
+        if ref.kind == "playlist":
             return _expand_playlist(ref.id, spotify)
-        if ref is not None:
-            return Resolution("unmatched", ARTIST_LINK_REASON, retry=False)
+        return Resolution("unmatched", ARTIST_LINK_REASON, retry=False)
     except SpotifyForbidden:
         return Resolution("unmatched", FORBIDDEN_REASON, retry=False)
     except SpotifyNotFound:
-        return Resolution("unmatched", f"{ref.kind} not found on Spotify")
-    return _search(_wanted(item), spotify)
+        return Resolution("unmatched", f"{ref.kind if ref else 'track'} not found on Spotify")
+    except SpotifyError as error:
+        if error.status != 400:
+            raise
+        # A request Spotify calls malformed will not succeed later either.
+        return Resolution("unmatched", f"Spotify refused the lookup: {error}", retry=False)
 
 
 def _expand_album(album_id: str, spotify: CachedSpotify) -> Resolution:

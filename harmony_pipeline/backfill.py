@@ -45,7 +45,6 @@ class Wanted:
     artists: tuple[str, ...] = ()
     duration_ms: int | None = None
     isrc: str | None = None
-    year: int | None = None
 
 
 @dataclass

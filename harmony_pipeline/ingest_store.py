@@ -121,13 +121,6 @@ def _known_fingerprints(conn: duckdb.DuckDBPyConnection, fingerprints: list[str]
     return {row[0] for row in rows}
 
 
-def ingest_data(database_path: Path | str, data: bytes, source: str, filename: str | None = None) -> SubmissionOutcome:
-    """Parse and record one submission; IngestError when the whole input is refused (too large)."""
-    result = parse_submission(data, filename)
-    with storage.connect(database_path) as conn:
-        return record_submission(conn, result, source)
-
-
 # --- the inbox folder ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class InboxFile:

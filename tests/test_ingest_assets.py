@@ -20,7 +20,7 @@ from assets.ingest import wiring as ingest_wiring
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
 from harmony_pipeline.cli import main
-from harmony_pipeline.sandbox import Sandbox
+from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
@@ -146,6 +146,25 @@ def test_unmatched_item_is_looked_up_again_only_after_its_cooldown(sandbox, harm
     assert query("SELECT state, lookups FROM free_ingest_items") == [{"state": "unmatched", "lookups": 2}]
     assert metadata_of(result, "backfilled_tracks")["cache_hits"] == 1
     assert spotify.requests() == []
+
+
+def test_rate_limit_leaves_items_pending_for_the_next_run(sandbox, harmony_env, instance, tmp_path):
+    catalog = sandbox.catalog
+    spotify = sandbox.emulator("spotify")
+    tracks = _plain_tracks(catalog)[:2]
+    wish = tmp_path / "two.txt"
+    wish.write_text("".join(f"{catalog.artists[t.artist_ids[0]].name} - {t.name}\n" for t in tracks), encoding="utf-8")
+    assert main(["--quiet", "ingest", str(wish)]) == 0
+    spotify.add_fault(Fault("/v1/search", status=429, retry_after=3600))
+
+    limited = metadata_of(materialize_assets(BACKFILL, instance), "backfilled_tracks")
+    assert "rate_limited_until" in limited and limited["looked_up"] == 0
+    assert [r["state"] for r in query("SELECT state FROM free_ingest_items")] == ["pending", "pending"]
+
+    spotify.clear_faults()
+    assert metadata_of(materialize_assets(BACKFILL, instance), "backfilled_tracks")["matched"] == 2
+    assert {r["spotify_track_id"] for r in query("SELECT spotify_track_id FROM backfilled_tracks")} == {
+        t.id for t in tracks}
 
 
 def test_inbox_sensor_records_moves_aside_and_never_reads_a_file_twice(sandbox, harmony_env, instance, tmp_path):
