@@ -321,3 +321,21 @@ def test_artwork_and_lyrics_assets_follow_their_flags(sandbox, harmony_env, monk
     assert sensor.name == "enrichment_automation_sensor"
     assert sensor.default_status.value == "RUNNING"
     assert wiring(load_settings(), Workers(True)).sensors[0].default_status.value == "STOPPED"
+
+
+def test_enrichment_follows_library_tracks_by_declarative_automation(tmp_path):
+    from dagster import AssetMaterialization, AssetSpec, Definitions, evaluate_automation_conditions
+
+    settings = load_settings({"HARMONY_DATA_DIR": str(tmp_path), "ENABLE_ARTWORK": "1", "ENABLE_LYRICS": "1"})
+    enrichment_wiring = wiring(settings, Workers(False))
+    defs = Definitions(assets=[AssetSpec("library_tracks"), *enrichment_wiring.assets],
+                       sensors=enrichment_wiring.sensors,
+                       resources={**build_resources(settings), **enrichment_wiring.resources})
+    instance = DagsterInstance.ephemeral()
+    enrichment = [track_metadata.key, track_artwork.key, track_lyrics.key]
+
+    before = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert before.total_requested == 0  # nothing in the library yet
+    instance.report_runless_asset_event(AssetMaterialization("library_tracks"))
+    after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    assert [after.get_num_requested(key) for key in enrichment] == [1, 1, 1]
