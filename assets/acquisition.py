@@ -386,6 +386,7 @@ def reconcile_transfers(context, client, database: HarmonyDatabase, folders: Lib
     with database.connect() as conn, storage.transaction(conn):
         candidates = _candidates(conn)
         labels = _labels(conn)
+        durations = dict(conn.execute("SELECT wanted_key, duration_ms FROM wanted_tracks").fetchall())
         for row in active:
             transfer = transfers.get((row["username"], row["filename"]))
             label = labels.get(row["wanted_key"], row["wanted_key"])
@@ -400,7 +401,19 @@ def reconcile_transfers(context, client, database: HarmonyDatabase, folders: Lib
             row.update(transfer_id=transfer.id, transfer_state=transfer.state, updated_at=now)
             if transfer.succeeded:
                 local = _local_path(folders, transfer, local_paths)
-                row.update(state="succeeded", local_path=str(local) if local else None)
+                problem = _verify_download(local, durations.get(row["wanted_key"]))
+                if problem:
+                    # A file that is not the promised audio is quarantined and its source never tried again.
+                    if local is not None and local.is_file():
+                        quarantine(local, folders.quarantine, problem)
+                    storage.upsert(conn, "blocked_candidates", [{
+                        "username": row["username"], "filename": row["filename"], "reason": problem,
+                        "blocked_at": now}], key=["username", "filename"])
+                    fail_attempt(conn, row, candidates.get(row["wanted_key"], []), f"file rejected: {problem}",
+                                 pipeline, outcome="quarantined", label=label)
+                    counts["failed"] += 1
+                    continue
+                row.update(state="succeeded", local_path=str(local))
                 close_attempt(row["history"], "downloaded", None, now)
                 row["history"] = json.dumps(row["history"], ensure_ascii=False)
                 _save_download(conn, row)
@@ -423,6 +436,17 @@ def reconcile_transfers(context, client, database: HarmonyDatabase, folders: Lib
     return counts
 
 
+def _verify_download(path: Path | None, duration_ms: int | None) -> str | None:
+    """None when the file is decodable audio of the expected length; otherwise the reason."""
+    if path is None or not path.is_file():
+        return "the finished file was not found in the downloads folder"
+    try:
+        check_download(path, duration_ms)
+    except AudioCheckError as error:
+        return str(error)
+    return None
+
+
 def _local_path(folders: LibraryFolders, transfer, local_paths: dict) -> Path | None:
     if not folders.downloads_dir:
         return None
@@ -441,7 +465,7 @@ def _local_path(folders: LibraryFolders, transfer, local_paths: dict) -> Path | 
     deps=[soulseek_matches],
     pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
-    description="slskd transfers of the best candidates; failures retried with backoff, then dead-lettered.",
+    description="slskd transfers of the best candidates, finished files verified (decodable, right length); failures retried with backoff, then dead-lettered.",
 )
 def downloads(
     context: AssetExecutionContext,
@@ -526,7 +550,7 @@ def _disc_totals(spotify: SpotifyResource, database: HarmonyDatabase, album_ids:
     group_name="acquisition",
     deps=[downloads],
     pool="duckdb_writer",
-    description="Finished downloads checked (decodable, right duration) and moved into the library by the path template.",
+    description="Verified downloads moved atomically into the library by HARMONY_PATH_TEMPLATE.",
 )
 def library_tracks(
     context: AssetExecutionContext,

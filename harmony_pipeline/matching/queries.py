@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .models import WantedTrack
 from .names import split_title
 from .normalize import has_non_latin, romanise, search_text
@@ -24,6 +26,9 @@ def build_queries(wanted: WantedTrack) -> list[str]:
     romanised = search_text(romanise(f"{wanted.artist} {full_title}")) if has_non_latin(primary) else ""
     artist_words = search_text(wanted.artist).split()
     main_word = max(artist_words, key=len) if artist_words else ""
+    if re.search(r"\w[^\w\s]+\w", wanted.artist):
+        # Peers spell "P!nk" or "AC/DC" as "P_nk", "AC-DC", "ACDC": the title alone finds them.
+        main_word = ""
     fallback = search_text(f"{main_word} {short_title}", keep_diacritics=False)
     return _unique([primary, plain, romanised, fallback])
 
