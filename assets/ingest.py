@@ -4,7 +4,9 @@
 `free_ingest_items` shows their state and records inbox files no sensor has taken yet;
 `backfilled_tracks` resolves every pending item to Spotify tracks (links expanded, ISRC search first,
 then scored field searches) and feeds wanted_tracks through the "free_ingest" demand source.
-Spotify answers are cached in `http_cache` (service 'spotify'), so resolved items cost nothing again.
+Spotify answers are cached in `http_cache` (service 'spotify', keys `tracks/{id}`, `albums/{id}` with every
+track, `playlists/{id}/items`, `search/track?q=…`; bodies are the API's JSON), so a lookup is never
+repeated while its answer is fresh and resolved items cost nothing again.
 """
 
 import json
@@ -82,20 +84,21 @@ def free_ingest_items(
     with database.connect(read_only=True) as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM free_ingest_items GROUP BY state").fetchall())
         kinds = dict(conn.execute("SELECT kind, count(*) FROM free_ingest_items GROUP BY kind").fetchall())
+        total_submissions = conn.execute("SELECT count(*) FROM free_ingest_submissions").fetchone()[0]
         submissions = storage.fetch_dicts(
-            conn, "SELECT id, source, format, submitted_at, accepted, skipped FROM free_ingest_submissions "
+            conn, "SELECT id, source, format, submitted_at, accepted, skipped, rejected FROM free_ingest_submissions "
             "ORDER BY id DESC LIMIT 20")
-        rejected = sum(len(json.loads(r[0])) for r in conn.execute(
-            "SELECT rejected FROM free_ingest_submissions ORDER BY id DESC LIMIT 20").fetchall())
+    skipped_lines = [{"source": s["source"], "line": r["line"], "reason": r["reason"], "text": r["raw"]}
+                     for s in submissions for r in json.loads(s.pop("rejected"))]
     return MaterializeResult(
         metadata={
             "items": sum(states.values()),
             **{state: states.get(state, 0) for state in ("pending", "matched", "unmatched", "expanded")},
             "by_kind": MetadataValue.json(kinds),
             "inbox_files_taken": len(taken),
-            "submissions": len(submissions),
-            "skipped_lines_recent": rejected,
+            "submissions": total_submissions,
             "newest_submissions": MetadataValue.md(markdown_table(submissions)),
+            "skipped_lines": MetadataValue.md(markdown_table(skipped_lines)),
         }
     )
 
@@ -157,7 +160,8 @@ class CachedSpotify:
 
 def _load_cache(conn, now: datetime) -> dict[str, Any]:
     rows = conn.execute(
-        "SELECT key, body FROM http_cache WHERE service = ? AND status = 200 AND (expires_at IS NULL OR expires_at > ?)",
+        "SELECT key, body FROM http_cache WHERE service = ? AND status = 200 "
+        "AND (expires_at IS NULL OR expires_at > ?) AND regexp_matches(key, '^(tracks|albums|playlists|search)/')",
         [CACHE_SERVICE, now]).fetchall()
     return {key: json.loads(body) for key, body in rows}
 

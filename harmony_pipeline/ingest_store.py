@@ -115,8 +115,9 @@ def _known_fingerprints(conn: duckdb.DuckDBPyConnection, fingerprints: list[str]
     if not fingerprints:
         return set()
     rows = conn.execute(
-        "SELECT fingerprint FROM free_ingest_items WHERE fingerprint IN (SELECT unnest(CAST(CAST(? AS JSON) AS VARCHAR[])))",
-        [json.dumps(fingerprints)],
+        "SELECT fingerprint FROM free_ingest_items "
+        "WHERE fingerprint IN (SELECT unnest(CAST(CAST(? AS JSON) AS VARCHAR[])))",
+        [json.dumps(fingerprints)],  # one JSON text, for the same reason as in _insert_rows
     ).fetchall()
     return {row[0] for row in rows}
 
