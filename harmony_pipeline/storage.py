@@ -122,6 +122,13 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     conn.execute("COMMIT")
 
 
+def _json_structure_type(data_type: str) -> object:
+    """DuckDB's from_json structure for a column type: lists become [element type]."""
+    if data_type.endswith("[]"):
+        return [_json_structure_type(data_type[:-2])]
+    return data_type
+
+
 def upsert(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -130,22 +137,38 @@ def upsert(
     *,
     keep: Iterable[str] = (),
 ) -> int:
-    """INSERT … ON CONFLICT (key) DO UPDATE for every column but the key and `keep` (e.g. first_seen_at)."""
+    """INSERT … ON CONFLICT (key) DO UPDATE for every column but the key and `keep` (e.g. first_seen_at).
+
+    Rows travel as one JSON document: DuckDB's executemany costs milliseconds per row, this costs
+    microseconds, which matters for libraries of many thousand tracks.
+    """
     if not rows:
         return 0
     columns = list(rows[0].keys())
+    types = dict(conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]).fetchall())
+    structure = json.dumps([{c: _json_structure_type(types[c]) for c in columns}])
     kept = set(key) | set(keep)
     updates = [c for c in columns if c not in kept]
-    placeholders = ", ".join("?" for _ in columns)
     conflict = (
         "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates) if updates else "DO NOTHING"
     )
+    names = ", ".join(columns)
     sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
-        f"ON CONFLICT ({', '.join(key)}) {conflict}"
+        f"INSERT INTO {table} ({names}) SELECT {', '.join(f'r.{c}' for c in columns)} "
+        f"FROM (SELECT unnest(from_json(?::JSON, ?)) AS r) ON CONFLICT ({', '.join(key)}) {conflict}"
     )
-    conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+    payload = json.dumps([{c: row[c] for c in columns} for row in rows], default=_json_value, ensure_ascii=False)
+    conn.execute(sql, [payload, structure])
     return len(rows)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
 
 
 def fetch_dicts(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:
