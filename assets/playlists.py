@@ -123,6 +123,9 @@ def playlist_tracks(
             "AND snapshot_id IS DISTINCT FROM items_snapshot_id ORDER BY playlist_id",
         )
     api = spotify.get_api()
+    if to_sync:
+        with database.connect() as conn:
+            storage.record_activity(conn, "sync_started", {"playlists": [p["name"] or p["playlist_id"] for p in to_sync]})
     totals = {"added": 0, "removed": 0, "revived": 0, "kept": 0, "skipped_items": 0}
     changes: list[dict] = []
     for playlist in to_sync:
