@@ -8,6 +8,7 @@ demand for wanted_tracks through artist_release_tracks. Tracks not found on Soul
 """
 
 import json
+from datetime import datetime
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
@@ -65,7 +66,8 @@ def watchlist_artists(
 
 class ArtistReleasesConfig(Config):
     artist_ids: list[str] = Field(
-        default=[], description="Check only these artists (new_release_sensor sets them); empty: every unpaused artist.")
+        default=[],
+        description="Check only these artists (new_release_sensor sets them); empty: every unpaused artist.")
 
 
 @asset(
@@ -87,6 +89,8 @@ def artist_releases(
         artists = [a for a in rules.load_artists(conn)
                    if (a["artist_id"] in config.artist_ids if config.artist_ids else not a["paused"])]
         known = rules.known_release_ids(conn, [a["artist_id"] for a in artists])
+    if not artists:
+        return MaterializeResult(metadata={"artists_checked": 0, "releases_recorded": 0})
     api = spotify.get_api()
 
     recorded, errors = [], []
@@ -102,7 +106,8 @@ def artist_releases(
                 break
             continue
         now = storage.utcnow()
-        rows = rules.release_rows(artist_id, albums, known[artist_id], baseline_recorded=artist["baseline_at"] is not None,
+        rows = rules.release_rows(artist_id, albums, known[artist_id],
+                                  baseline_recorded=artist["baseline_at"] is not None,
                                   with_discography=artist["with_discography"], now=now)
         name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
         with database.connect() as conn, storage.transaction(conn):
@@ -116,7 +121,8 @@ def artist_releases(
                     "releases": len(rows), "to_acquire": sum(1 for r in rows if r["acquire"])})
         recorded += [{"artist": name or artist_id, **r} for r in rows]
 
-    tracks_added, albums_read, unread = _read_tracks_to_acquire(context, api, database, [a["artist_id"] for a in artists])
+    tracks_added, albums_read, unread = _read_tracks_to_acquire(
+        context, api, database, [a["artist_id"] for a in artists])
     with database.connect(read_only=True) as conn:
         totals = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE acquire) FROM artist_releases"
@@ -141,7 +147,8 @@ def artist_releases(
     })
 
 
-def _record_error(database: HarmonyDatabase, artist_id: str, error: str, interval: int, not_before) -> None:
+def _record_error(database: HarmonyDatabase, artist_id: str, error: str, interval: int,
+                  not_before: datetime | None) -> None:
     with database.connect() as conn:
         rules.record_check_error(conn, artist_id, storage.utcnow(), interval, error, not_before=not_before)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 
 from harmony_pipeline import storage
 from harmony_pipeline import watchlist as rules
@@ -139,14 +140,14 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for a in artists:
         table.add_row(a["name"] or "?", a["artist_id"], a["source"], str(a["priority"]),
                       "paused" if a["paused"] else "active", _when(a["last_checked_at"]),
-                      _when(a["next_due_at"]) if not a["paused"] else "-", str(counts.get(a["artist_id"], 0)),
+                      "-" if a["paused"] else _when(a["next_due_at"], "now"), str(counts.get(a["artist_id"], 0)),
                       a["last_error"] or "")
     Console().print(table)
     return 0
 
 
-def _when(value) -> str:
-    return f"{value:%Y-%m-%d %H:%M}" if value else "never"
+def _when(value: datetime | None, missing: str = "never") -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else missing
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:

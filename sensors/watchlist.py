@@ -54,8 +54,8 @@ class ArtistCheck:
 
 
 def check_artists(api, due: list[dict], known: dict[str, set[str]], unread: set[str]) -> list[ArtistCheck]:
-    """One albums listing per due artist. A Spotify error concerns that artist only; a rate limit
-    (app-wide) ends the tick and leaves the remaining artists due."""
+    """One albums listing per due artist. A Spotify error concerns that artist only; a rate limit or
+    an authorisation failure (app-wide) ends the tick and leaves the remaining artists due."""
     checks = []
     for artist in due:
         artist_id = artist["artist_id"]
@@ -66,6 +66,9 @@ def check_artists(api, due: list[dict], known: dict[str, set[str]], unread: set[
             albums = api.artist_albums(artist_id)
         except SpotifyRateLimited as error:
             check.error, check.rate_limited_until = str(error), error.until
+            break
+        except SpotifyNotAuthorised as error:  # app-wide too: no point asking for the others
+            check.error = str(error)
             break
         except SpotifyNotFound:
             check.error = "unknown artist (Spotify 404)"

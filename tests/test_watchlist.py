@@ -53,7 +53,8 @@ def _album(album_id: str, release_date: str = "2019") -> dict:
 def test_first_check_is_the_baseline_and_later_unknown_ids_are_new_whatever_their_date():
     albums = [_album("one"), _album("two")]
     baseline = rules.release_rows("a", albums, set(), baseline_recorded=False, with_discography=False, now=NOW)
-    assert [(r["album_id"], r["is_new"], r["acquire"]) for r in baseline] == [("one", False, False), ("two", False, False)]
+    assert [(r["album_id"], r["is_new"], r["acquire"]) for r in baseline] == [
+        ("one", False, False), ("two", False, False)]
     back_catalogue = rules.release_rows("a", albums, set(), baseline_recorded=False, with_discography=True, now=NOW)
     assert all(r["acquire"] and not r["is_new"] for r in back_catalogue)
 
@@ -61,7 +62,8 @@ def test_first_check_is_the_baseline_and_later_unknown_ids_are_new_whatever_thei
     later = [_album("three", "2001"), *albums]
     rows = rules.release_rows("a", later, {"one", "two"}, baseline_recorded=True, with_discography=False, now=NOW)
     assert [(r["album_id"], r["is_new"], r["acquire"]) for r in rows] == [("three", True, True)]
-    assert rules.release_rows("a", albums, {"one", "two"}, baseline_recorded=True, with_discography=False, now=NOW) == []
+    unchanged = rules.release_rows("a", albums, {"one", "two"}, baseline_recorded=True, with_discography=False, now=NOW)
+    assert unchanged == []
 
 
 def test_error_back_off_doubles_up_to_the_interval():
@@ -276,9 +278,11 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
             assert states[track_id] == "wanted"
         assert _rows("SELECT bool_and(acquire) FROM artist_release_tracks") == [(True,)]
     print(f"\nnew album of {len(expected)} tracks: sensor tick {len(sensor_requests)} Spotify request; run "
-          f"{len(run_requests)} Spotify requests ({', '.join(f'{k} {v}' for k, v in _by_endpoint(run_requests).items())}"
+          f"{len(run_requests)} Spotify requests "
+          f"({', '.join(f'{k} {v}' for k, v in _by_endpoint(run_requests).items())}"
           f"), of which artist_releases {releases_requests} and acquisition {len(run_requests) - releases_requests}; "
-          f"slskd {len(slskd_requests) if _has_slskd(sandbox) else 'n/a (no slskd emulator)'} requests")
+          f"slskd {len(slskd_requests) if _has_slskd(sandbox) else 'n/a (no slskd emulator)'} requests "
+          f"({', '.join(f'{k} {v}' for k, v in _by_endpoint(slskd_requests).items())})")
 
     # Asked again, nothing is fetched twice: the album is known and its tracks are read.
     spotify.clear_requests()
@@ -287,11 +291,16 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     assert len(_spotify_api(sandbox)) == 1
 
 
+ENDPOINT_WORDS = {"v1", "api", "v0", "artists", "albums", "tracks", "searches", "responses", "transfers",
+                  "downloads", "events"}
+
+
 def _by_endpoint(requests) -> dict[str, int]:
+    """Request counts per endpoint, ids replaced by {id}."""
     counts: dict[str, int] = {}
     for request in requests:
-        parts = request.path.split("/")
-        name = "/".join(p if i % 2 else "{id}" for i, p in enumerate(parts[2:], start=1))
+        path = "/".join(p if p in ENDPOINT_WORDS else "{id}" for p in request.path.strip("/").split("/"))
+        name = f"{request.method} /{path}"
         counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -355,4 +364,5 @@ def test_spotify_error_on_one_artist_delays_only_that_artist(sandbox, env, insta
     sandbox.emulator("spotify").clear_faults()
     _make_due(failing.id)
     assert _tick(instance).run_requests[0].run_config["ops"]["artist_releases"]["config"]["artist_ids"] == [failing.id]
-    assert _rows("SELECT last_error, error_count FROM watchlist_artists WHERE artist_id = ?", [failing.id]) == [(None, 0)]
+    recovered = _rows("SELECT last_error, error_count FROM watchlist_artists WHERE artist_id = ?", [failing.id])
+    assert recovered == [(None, 0)]

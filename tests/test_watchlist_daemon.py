@@ -95,14 +95,16 @@ def test_daemon_sensor_acquires_a_new_release(tmp_path: Path, monkeypatch: pytes
         with box.catalog.lock:
             box.catalog.albums[album.id] = album
         log = tmp_path / "daemon.log"
-        process = _start_daemon(home, env, log)
-        try:
-            with DagsterInstance.get() as instance:
+        # The instance's SQLite storage is created here first: the daemon and its code server creating
+        # it at the same moment can record two schema heads and fail to load.
+        with DagsterInstance.get() as instance:
+            process = _start_daemon(home, env, log)
+            try:
                 run = _wait_for_watchlist_run(instance, process, log)
                 assert run.status == DagsterRunStatus.SUCCESS, log.read_text(errors="replace")[-3000:]
                 assert run.tags["harmony/trigger"] == "new_release_sensor"
-        finally:
-            _stop(process)
+            finally:
+                _stop(process)
 
         album_tracks = {t.isrc for t in box.catalog.album_tracks(album)}
         wanted = dict(_rows("SELECT isrc, state FROM wanted_tracks WHERE album_id = ?", [album.id]))
