@@ -13,7 +13,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from assets.common import NETWORK_RETRY, markdown_table
+from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
 from harmony_pipeline.demand import DEMAND_SOURCES, in_library, library_keys, merge_demand
 from harmony_pipeline.download_attempts import (
@@ -227,6 +227,7 @@ def soulseek_matches(
             "search_cache_hits": session.cache_hits,
             "matched_total": counts.get("matched", 0),
             "decisions": MetadataValue.md(markdown_table(table)),
+            **activity_metadata(context, database),
         }
     )
 
@@ -508,6 +509,7 @@ def downloads(
             "dead_letter": states.get("dead_letter", 0),
             "imported_total": states.get("imported", 0),
             "latest": MetadataValue.md(markdown_table(recent)),
+            **activity_metadata(context, database),
         }
     )
 
@@ -623,6 +625,7 @@ def library_tracks(
             "library_size": total,
             "imported_files": MetadataValue.md(markdown_table(imported)),
             "quarantined_files": MetadataValue.md(markdown_table(rejected)),
+            **activity_metadata(context, database),
         }
     )
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from dagster import Backoff, Jitter, RetryPolicy
+from dagster import Backoff, Jitter, MetadataValue, RetryPolicy
 
 # Transient service errors inside a run: exponential backoff with jitter, visible as step retries.
 NETWORK_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
@@ -27,3 +28,27 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
     if len(rows) > limit:
         lines.append(f"\n… and {len(rows) - limit} more")
     return "\n".join(lines)
+
+
+def activity_metadata(context, database, limit: int = 30) -> dict[str, Any]:
+    """The activity events this step recorded, as materialization metadata (a count and a markdown table),
+    so the UI shows on each asset what `harmony status` lists under recent activity.
+
+    Events count from the step's start (its latest STEP_START, so a retried step shows its last attempt);
+    DuckDB writers run one at a time (the `duckdb_writer` pool), so they are this step's own.
+    """
+    from dagster import DagsterEventType
+
+    from harmony_pipeline import storage
+
+    step_key = context.get_step_execution_context().step.key
+    starts = [entry.timestamp for entry in context.instance.all_logs(context.run_id, of_type=DagsterEventType.STEP_START)
+              if entry.step_key == step_key]
+    if not starts:
+        return {}
+    since = datetime.fromtimestamp(max(starts), timezone.utc)
+    with database.connect(read_only=True) as conn:
+        events = storage.fetch_dicts(
+            conn, "SELECT time, type, details FROM activity_events WHERE time >= ? ORDER BY id", [since])
+    rows = [{"time": f"{e['time']:%H:%M:%S}", "type": e["type"], "details": e["details"]} for e in events]
+    return {"activity_events": len(rows), "activity": MetadataValue.md(markdown_table(rows, limit=limit))}

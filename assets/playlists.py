@@ -5,7 +5,7 @@ from datetime import datetime
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets.common import NETWORK_RETRY, markdown_table
+from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
 from harmony_pipeline.playlist_sync import diff_playlist, sync_status, tracks_from_items
 from resources.database import HarmonyDatabase, PipelineSettings
@@ -96,6 +96,7 @@ def spotify_playlists(
             "to_sync": sum(1 for r in rows if r["sync_status"] == "stale"),
             "errors": sum(1 for r in rows if r["sync_status"] == "error"),
             "preview": MetadataValue.md(markdown_table(preview)),
+            **activity_metadata(context, database),
         }
     )
 
@@ -190,6 +191,7 @@ def playlist_tracks(
             **totals,
             "spotify_requests": api.requests_made,
             "changes": MetadataValue.md(markdown_table(changes[:50]) if changes else "no changes"),
+            **activity_metadata(context, database),
         }
     )
 

@@ -154,3 +154,11 @@ def test_checks_run_in_the_same_run_as_their_asset(sandbox, harmony_env, instanc
     assert (fresh.passed, fresh.severity) == (False, AssetCheckSeverity.WARN)
     assert fresh.metadata["forbidden"].value == 1 and fresh.metadata["stale_or_error"].value == 0
     assert "no_dead_letters" not in evaluations  # downloads was not selected
+
+    # The same run's materializations carry the activity events their step recorded.
+    metadata = {e.asset_key.to_user_string(): e.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+    assert metadata["spotify_playlists"]["activity_events"].value == 1
+    assert "playlists_checked" in metadata["spotify_playlists"]["activity"].value
+    assert "sync_completed" in metadata["playlist_tracks"]["activity"].value
+    assert "playlists_checked" not in metadata["playlist_tracks"]["activity"].value
