@@ -15,10 +15,12 @@ EXAMPLES = """examples:
   harmony ingest my-list.txt exportify.csv   queue tracks from text, CSV or JSON files
   cat list.txt | harmony ingest -            the same from standard input
   harmony watch add spotify:artist:ID        watch an artist for new releases
-  harmony watch list
-  harmony status --json                      workers, queues, activity, last materializations
-  harmony dead-letter list
-  harmony dead-letter requeue --all
+  harmony watch add --with-discography URL   … and acquire the back catalogue too
+  harmony watch list                         the watched artists
+  harmony status                             workers, queues, recent activity, last materializations
+  harmony status --json || alert             one JSON object; exit 1 when a worker is stale or a download dead-lettered
+  harmony dead-letter list                   dead-lettered downloads with their last error
+  harmony dead-letter requeue --all          try them again
   harmony sandbox                            start the offline emulators and print their environment
 """
 
