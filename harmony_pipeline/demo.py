@@ -1,5 +1,5 @@
-"""`make demo`: the offline demo. Starts the sandbox, materializes every asset once so the UI has
-history to show, then serves the Dagster UI (with its daemon: schedules and sensors run) until Ctrl-C.
+"""`make demo`: the offline demo. Starts the sandbox and the Dagster UI (with its daemon: schedules and
+sensors run), then materializes every asset once while you watch, and serves the UI until Ctrl-C.
 
 Everything lives under ./.demo: the DuckDB file, the library, slskd's downloads, the Dagster instance.
 """
@@ -11,6 +11,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from harmony_pipeline.sandbox import Sandbox
@@ -46,31 +48,55 @@ def _run(command: list[str], env: dict[str, str]) -> int:
     return subprocess.call(command, env=env, cwd=REPO)
 
 
+def _wait_for_ui(process: subprocess.Popen, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{UI_PORT}/server_info", timeout=2):
+                return True
+        except OSError:
+            time.sleep(1)
+    return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def main() -> int:
     bin_dir = Path(sys.executable).parent
     DEMO.mkdir(exist_ok=True)
     with Sandbox(DEMO / "sandbox", slskd_search_seconds=0.5, slskd_transfer_step_seconds=0.1) as sandbox:
         env = demo_environment(sandbox.env, DEMO)
         print(f"sandbox running: Spotify {sandbox.env.get('SPOTIFY_API_URL')}, slskd {sandbox.env.get('SLSKD_URL')}")
-        status = _run([str(bin_dir / "dagster"), "asset", "materialize", "-m", "harmony_pipeline.definitions",
-                       "--select", "*"], env)
-        if status != 0:
-            print("the first materialization failed; the UI shows the run's logs", file=sys.stderr)
-        print(f"\nDagster UI: http://127.0.0.1:{UI_PORT}  (Ctrl-C stops the demo)\n", flush=True)
         ui = subprocess.Popen(
             [str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
              "-p", str(UI_PORT)],
             env=env, cwd=REPO, start_new_session=True,
         )
         try:
+            if not _wait_for_ui(ui):
+                print("the Dagster UI did not start; see the messages above", file=sys.stderr)
+                return 1
+            print(f"\nDagster UI: http://127.0.0.1:{UI_PORT}  (Ctrl-C stops the demo)")
+            print("First materialization of every asset: watch it under Runs.\n", flush=True)
+            status = _run([str(bin_dir / "dagster"), "asset", "materialize", "-m", "harmony_pipeline.definitions",
+                           "--select", "*"], env)
+            if status != 0:
+                print("the first materialization failed; the run's logs are in the UI", file=sys.stderr)
+            print(f"\nDone. The library is in {DEMO / 'library'}; the UI stays at http://127.0.0.1:{UI_PORT}",
+                  flush=True)
             return ui.wait()
         except KeyboardInterrupt:
-            os.killpg(ui.pid, signal.SIGTERM)
-            try:
-                ui.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(ui.pid, signal.SIGKILL)
             return 0
+        finally:
+            _stop(ui)
 
 
 if __name__ == "__main__":
