@@ -224,6 +224,7 @@ def soulseek_matches(
             "no_match": sum(1 for d in decisions if d["row"]["status"] == "no_match"),
             "deferred_by_budget": sum(1 for d in decisions if d["row"]["status"] == "deferred"),
             "searches": session.searches,
+            "slskd_seconds": round(session.client.seconds_spent, 2),
             "search_cache_hits": session.cache_hits,
             "matched_total": counts.get("matched", 0),
             "decisions": MetadataValue.md(markdown_table(table)),
@@ -502,6 +503,7 @@ def downloads(
     return MaterializeResult(
         metadata={
             "enqueued": started,
+            "slskd_seconds": round(client.seconds_spent, 2),
             "finished": totals["succeeded"],
             "failed_attempts": totals["failed"],
             "downloading": states.get("downloading", 0),

@@ -93,6 +93,7 @@ def spotify_playlists(
         metadata={
             "playlists": len(rows),
             "spotify_requests": api.requests_made,
+            "spotify_seconds": round(api.seconds_spent, 2),
             "to_sync": sum(1 for r in rows if r["sync_status"] == "stale"),
             "errors": sum(1 for r in rows if r["sync_status"] == "error"),
             "preview": MetadataValue.md(markdown_table(preview)),
@@ -190,6 +191,7 @@ def playlist_tracks(
             "tracks_present": present,
             **totals,
             "spotify_requests": api.requests_made,
+            "spotify_seconds": round(api.seconds_spent, 2),
             "changes": MetadataValue.md(markdown_table(changes[:50]) if changes else "no changes"),
             **activity_metadata(context, database),
         }

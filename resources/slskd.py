@@ -99,12 +99,16 @@ class SlskdClient:
         self.timeout = timeout
         self.sleep = sleep
         self.searches_created = 0
+        self.seconds_spent = 0.0  # wall time inside slskd requests, for materialization metadata
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
         try:
             response = self.session.request(method, self.api + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
             raise SlskdUnavailable(f"slskd unreachable at {self.api}: {type(error).__name__}") from None
+        finally:
+            self.seconds_spent += time.monotonic() - started
         if response.status_code == 401:
             raise SlskdError("slskd refused the API key (401): check SLSKD_API_KEY", 401)
         if response.status_code == 409:

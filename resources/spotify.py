@@ -125,11 +125,13 @@ class SpotifyApi:
         self.max_rate_limit_waits = max_rate_limit_waits
         self.sleep = sleep
         self.requests_made = 0
+        self.seconds_spent = 0.0  # wall time inside Spotify calls, for materialization metadata
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         waits = 0
         while True:
             self.requests_made += 1
+            started = time.monotonic()
             try:
                 return method(*args, **kwargs)
             except spotipy.SpotifyException as error:
@@ -155,6 +157,8 @@ class SpotifyApi:
                 raise SpotifyNotAuthorised(f"Spotify authorisation failed: {error.error_description or error}") from None
             except requests.RequestException as error:
                 raise SpotifyError(f"Spotify unreachable: {type(error).__name__}") from None
+            finally:
+                self.seconds_spent += time.monotonic() - started
 
     def pages(self, first_page: dict | None) -> Iterator[dict]:
         """Every item of a paging object and its followers (always follow `next`)."""
