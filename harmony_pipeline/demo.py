@@ -22,6 +22,13 @@ DEMO = REPO / ".demo"
 UI_PORT = int(os.environ.get("HARMONY_DEMO_PORT", "3000"))
 
 
+def demo_playlists(sandbox: Sandbox) -> str:
+    """Two of your playlists, one shared with you and one you may not read (shown as forbidden)."""
+    catalog = sandbox.catalog
+    return ",".join([catalog.acquisition_playlist_id, catalog.small_playlist_id,
+                     catalog.collaborative_playlist_id, catalog.foreign_playlist_id])
+
+
 def demo_environment(sandbox_env: dict[str, str], root: Path) -> dict[str, str]:
     """The pipeline's environment for the demo: sandbox services, short waits, both flags on."""
     dagster_home = root / "dagster_home"
@@ -73,7 +80,7 @@ def main() -> int:
     bin_dir = Path(sys.executable).parent
     DEMO.mkdir(exist_ok=True)
     with Sandbox(DEMO / "sandbox", slskd_search_seconds=0.5, slskd_transfer_step_seconds=0.1) as sandbox:
-        env = demo_environment(sandbox.env, DEMO)
+        env = {**demo_environment(sandbox.env, DEMO), "HARMONY_PLAYLISTS": demo_playlists(sandbox)}
         print(f"sandbox running: Spotify {sandbox.env.get('SPOTIFY_API_URL')}, slskd {sandbox.env.get('SLSKD_URL')}")
         ui = subprocess.Popen(
             [str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
