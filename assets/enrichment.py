@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,20 +64,28 @@ PREVIEWS = 4  # cover thumbnails shown in the materialization metadata
 SNIPPET_LINES = 8
 COPYRIGHT_SYMBOLS = {"P": "℗", "C": "©"}
 
-TRACKS_DUE_SQL = """
-SELECT l.*, w.artists, w.album_total_tracks, w.duration_ms
+# The one definition of "due" (the assets and the nightly schedule share it): a library track without
+# a row in the asset's table, imported again since its row, or whose miss / failure cool-down has passed.
+DUE_FROM = """
 FROM library_tracks l
 LEFT JOIN wanted_tracks w ON w.wanted_key = l.wanted_key
 LEFT JOIN {table} e ON e.wanted_key = l.wanted_key
 WHERE e.wanted_key IS NULL OR e.updated_at < l.imported_at OR e.next_attempt_at <= ?
-ORDER BY l.imported_at, l.wanted_key
 """
+TRACKS_DUE_SQL = ("SELECT l.*, w.artists, w.album_total_tracks, w.duration_ms" + DUE_FROM
+                  + "ORDER BY l.imported_at, l.wanted_key")
+COUNT_DUE_SQL = "SELECT count(*)" + DUE_FROM
 
 
-def tracks_due(database: HarmonyDatabase, table: str) -> list[dict]:
-    """Library tracks the asset writing `table` has to (re)visit now."""
+def tracks_due(database: HarmonyDatabase, table: str, now: datetime) -> list[dict]:
+    """Library tracks the asset writing `table` has to (re)visit at `now`."""
     with database.connect() as conn:  # read-write: applies this concern's migration on first use
-        return storage.fetch_dicts(conn, TRACKS_DUE_SQL.format(table=table), [storage.utcnow()])
+        return storage.fetch_dicts(conn, TRACKS_DUE_SQL.format(table=table), [now])
+
+
+def count_due(conn, table: str, now: datetime) -> int:
+    """How many library tracks the asset writing `table` would act on at `now`."""
+    return conn.execute(COUNT_DUE_SQL.format(table=table), [now]).fetchone()[0]
 
 
 def track_label(row: dict) -> str:
@@ -261,7 +269,7 @@ def gather_tags(row: dict, lookups: Lookups) -> TrackTags:
 
 def tag_track(row: dict, lookups: Lookups, folders: LibraryFolders) -> dict:
     """Gather and write the track's tags in one save; the track_metadata row of the outcome."""
-    now = storage.utcnow()
+    now = lookups.cache.now()
     result: dict[str, Any] = {"wanted_key": row["wanted_key"], "path": row["path"], "updated_at": now}
     path = library_file(folders, row)
     try:
@@ -308,7 +316,7 @@ def track_metadata(
     lookups = Lookups(cache, spotify, mb, context.log)
     preview = []
     counts: dict[str, int] = defaultdict(int)
-    for row in tracks_due(database, "track_metadata"):
+    for row in tracks_due(database, "track_metadata", cache.now()):
         result = tag_track(row, lookups, folders)
         save_row(database, "track_metadata", {c: result.get(c) for c in METADATA_COLUMNS})
         counts[result["status"]] += 1
@@ -461,12 +469,12 @@ def track_artwork(
     mb = musicbrainz.get_client(cache)
     lookups = Lookups(cache, spotify, mb, context.log)
     by_album: dict[str, list[dict]] = defaultdict(list)
-    for row in tracks_due(database, "track_artwork"):
+    for row in tracks_due(database, "track_artwork", cache.now()):
         by_album[album_key(row)].append(row)
     counts: dict[str, int] = defaultdict(int)
     previews, table = [], []
     for key, rows in by_album.items():
-        now = storage.utcnow()
+        now = cache.now()
         try:
             art = find_album_art(rows, lookups, caa, folders.artwork_cache, pipeline.artwork_max_bytes, context.log)
         except (ServiceError, SpotifyError, OSError) as error:
@@ -542,9 +550,9 @@ def find_lyrics(row: dict, length_s: float | None, lrclib: LrclibClient) -> Lyri
     return choose_record(records, artist, title, album, length_s)
 
 
-def lyrics_for_track(row: dict, lrclib: LrclibClient, folders: LibraryFolders) -> tuple[dict, str | None]:
+def lyrics_for_track(row: dict, lrclib: LrclibClient, folders: LibraryFolders,
+                     now: datetime) -> tuple[dict, str | None]:
     """Find and write the track's lyrics; (track_lyrics row, .lrc text or None)."""
-    now = storage.utcnow()
     path = library_file(folders, row)
     result: dict[str, Any] = {"wanted_key": row["wanted_key"], "path": row["path"], "updated_at": now,
                               "reason": None, "next_attempt_at": None}
@@ -587,11 +595,12 @@ def track_lyrics(
     database: HarmonyDatabase,
     folders: LibraryFolders,
 ) -> MaterializeResult:
-    client = lrclib.get_client(HttpCache(database.path))
+    cache = HttpCache(database.path)
+    client = lrclib.get_client(cache)
     counts: dict[str, int] = defaultdict(int)
     table, snippet = [], None
-    for row in tracks_due(database, "track_lyrics"):
-        result, lrc_text = lyrics_for_track(row, client, folders)
+    for row in tracks_due(database, "track_lyrics", cache.now()):
+        result, lrc_text = lyrics_for_track(row, client, folders, cache.now())
         activity = None
         if result["status"] in (LyricsKind.SYNCED, LyricsKind.PLAIN):
             activity = ("lyrics_generated", {"track": track_label(row), "kind": result["status"],

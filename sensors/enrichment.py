@@ -7,6 +7,8 @@
   them: misses (no lyrics, no cover) and failures whose cool-down has passed, or tracks never enriched.
 """
 
+from datetime import datetime
+
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
@@ -17,16 +19,12 @@ from dagster import (
     schedule,
 )
 
+from assets.enrichment import count_due
 from harmony_pipeline import storage
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
 
 ENRICHMENT_CRON = "0 3 * * *"
-
-DUE_SQL = """
-SELECT count(*) FROM library_tracks l LEFT JOIN {table} e ON e.wanted_key = l.wanted_key
-WHERE e.wanted_key IS NULL OR e.updated_at < l.imported_at OR e.next_attempt_at <= ?
-"""
 
 
 def _asset_names(assets) -> list[str]:
@@ -42,14 +40,13 @@ def build_enrichment_automation_sensor(assets, workers: Workers) -> AutomationCo
     )
 
 
-def enrichment_due(database: HarmonyDatabase, tables: list[str]) -> dict[str, int]:
-    """Tracks each enrichment table would act on now (the table of an asset is named as the asset)."""
-    now = storage.utcnow()
+def enrichment_due(database: HarmonyDatabase, tables: list[str], now: datetime) -> dict[str, int]:
+    """Tracks each enrichment table would act on at `now` (the table of an asset is named as the asset)."""
     with database.connect() as conn:  # read-write: the enrichment tables may not exist yet
         known = {row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "library_tracks" not in known:
             return {}
-        return {table: conn.execute(DUE_SQL.format(table=table), [now]).fetchone()[0] for table in tables}
+        return {table: count_due(conn, table, now) for table in tables}
 
 
 def build_enrichment_schedule(assets, workers: Workers):
@@ -65,7 +62,8 @@ def build_enrichment_schedule(assets, workers: Workers):
         description="Nightly: retries lyrics/artwork misses and failures whose cool-down has passed.",
     )
     def enrichment_schedule(context: ScheduleEvaluationContext, database: HarmonyDatabase):
-        due = {table: count for table, count in enrichment_due(database, names).items() if count}
+        now = context.scheduled_execution_time or storage.utcnow()
+        due = {table: count for table, count in enrichment_due(database, names, now).items() if count}
         if not due:
             return SkipReason("no library track waits for enrichment")
         summary = ", ".join(f"{table}={count}" for table, count in due.items())
