@@ -112,9 +112,7 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
             raise _command_error(f"{artist_id} is not on the watchlist")
         if row["source"] == "env":
             raise _command_error(f"{_label(row)} comes from HARMONY_WATCHLIST; remove it there")
-        # Its releases go too: their tracks stop being wanted, and adding it again starts afresh.
-        for table in ("artist_release_tracks", "artist_releases", "watchlist_artists"):
-            conn.execute(f"DELETE FROM {table} WHERE artist_id = ?", [artist_id])
+        rules.remove_artist(conn, artist_id)
         storage.record_activity(conn, "watchlist_artist_removed", {"artist": row["name"], "artist_id": artist_id})
     _echo(args, f"no longer watching {_label(row)}")
     return 0

@@ -148,9 +148,17 @@ def sync_env_artists(conn: duckdb.DuckDBPyConnection, env_ids: Sequence[str], no
     dropped = [artist_id for artist_id, source in existing.items() if source == "env" and artist_id not in env_ids]
     for artist_id in added:
         insert_artist(conn, artist_id, name=None, source="env", now=now)
-    if dropped:
-        conn.execute("DELETE FROM watchlist_artists WHERE artist_id IN (SELECT unnest(?))", [dropped])
+    for artist_id in dropped:
+        remove_artist(conn, artist_id)
+        storage.record_activity(conn, "watchlist_artist_removed", {"artist_id": artist_id, "source": "env"})
     return {"added": len(added), "removed": len(dropped)}
+
+
+def remove_artist(conn: duckdb.DuckDBPyConnection, artist_id: str) -> None:
+    """Forget an artist with its releases: their tracks stop being wanted (wanted_tracks withdraws them)
+    and adding the artist again starts with a fresh baseline."""
+    for table in ("artist_release_tracks", "artist_releases", "watchlist_artists"):
+        conn.execute(f"DELETE FROM {table} WHERE artist_id = ?", [artist_id])
 
 
 def insert_artist(conn: duckdb.DuckDBPyConnection, artist_id: str, *, name: str | None, source: str,

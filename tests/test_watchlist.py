@@ -203,6 +203,26 @@ def test_watch_add_list_set_remove_with_reasons(sandbox, env, instance, monkeypa
     assert [r[0] for r in _rows("SELECT artist_id FROM watchlist_artists")] == [other.id]
 
 
+def test_artist_taken_out_of_the_env_watchlist_stops_being_acquired(sandbox, upcoming, env, instance, monkeypatch):
+    artist, album = upcoming.artist, upcoming.album
+    monkeypatch.setenv("HARMONY_WATCHLIST", f"spotify:artist:{artist.id}")
+    _run(sandbox, instance, _tick(instance).run_requests[0])  # baseline
+    upcoming.release()
+    _make_due(artist.id)
+    _run(sandbox, instance, _tick(instance).run_requests[0])
+    album_isrcs = {t.isrc for t in sandbox.catalog.album_tracks(album)}
+    assert {r[0] for r in _rows("SELECT isrc FROM wanted_tracks WHERE state = 'wanted'")} == album_isrcs
+
+    monkeypatch.setenv("HARMONY_WATCHLIST", "")
+    _tick(instance)  # the sensor brings the table in line with HARMONY_WATCHLIST
+    assert materialize_assets(["wanted_tracks"], instance).success
+
+    for table in ("watchlist_artists", "artist_releases", "artist_release_tracks"):
+        assert _rows(f"SELECT count(*) FROM {table}") == [(0,)], table
+    assert _rows("SELECT count(*) FROM wanted_tracks WHERE state = 'wanted'") == [(0,)]
+    assert {r[0] for r in _rows("SELECT isrc FROM wanted_tracks WHERE state = 'withdrawn'")} == album_isrcs
+
+
 def test_watchlist_artists_asset_names_env_artists(sandbox, env, instance, monkeypatch):
     artist = list(sandbox.catalog.artists.values())[3]
     monkeypatch.setenv("HARMONY_WATCHLIST", f"spotify:artist:{artist.id}")
