@@ -120,7 +120,12 @@ def _unique(values: list[str]) -> list[str]:
 
 # --- shared lookups --------------------------------------------------------------------------------
 class Lookups:
-    """Spotify album/artist and MusicBrainz lookups of one run, every answer through the response cache."""
+    """Spotify album/artist and MusicBrainz lookups of one run, every answer through the response cache.
+
+    When Spotify cannot answer (not authorised) nothing is cached and Spotify is not asked again in
+    this run; `take_spotify_gap()` tells the caller that what it built lacks Spotify's part, so it is
+    saved to be completed by a later run.
+    """
 
     def __init__(self, cache: HttpCache, spotify: SpotifyResource, musicbrainz: MusicBrainzClient, log):
         self.cache = cache
@@ -129,10 +134,16 @@ class Lookups:
         self.log = log
         self._api = None
         self.spotify_unavailable: str | None = None
+        self.spotify_gap: str | None = None  # why a Spotify answer was missing since take_spotify_gap()
 
     @property
     def spotify_requests(self) -> int:
         return self._api.requests_made if self._api else 0
+
+    def take_spotify_gap(self) -> str | None:
+        """Why a Spotify answer was missing since the last call (None: every answer was there); resets."""
+        gap, self.spotify_gap = self.spotify_gap, None
+        return gap
 
     def _spotify(self, service: str, spotify_id: str, fetch) -> dict | None:
         def ask() -> dict | None:
@@ -150,7 +161,8 @@ class Lookups:
             if not self.spotify_unavailable:
                 self.spotify_unavailable = str(error)
                 self.log.warning(f"Spotify unavailable, enriching without it: {error}")
-            return None
+            self.spotify_gap = f"Spotify unavailable: {error}"
+        return None
 
     def spotify_album(self, album_id: str | None) -> dict | None:
         """The full album with every track (all pages), once per album."""
@@ -272,19 +284,25 @@ def tag_track(row: dict, lookups: Lookups, folders: LibraryFolders) -> dict:
     now = lookups.cache.now()
     result: dict[str, Any] = {"wanted_key": row["wanted_key"], "path": row["path"], "updated_at": now}
     path = library_file(folders, row)
+    lookups.take_spotify_gap()  # only what this track misses counts
     try:
         check_audio_file(path)
         tags = gather_tags(row, lookups)
         write_tags(path, tags)
     except (TaggingError, ServiceError, SpotifyError, OSError) as error:
         return {**result, "status": "failed", "reason": str(error), "next_attempt_at": now + FAILURE_COOLDOWN}
+    spotify_gap = lookups.take_spotify_gap()
+    if spotify_gap:  # written without genres / copyright / disc totals: a later run completes the tags
+        result.update(status="partial", reason=f"tagged without Spotify ({spotify_gap})",
+                      next_attempt_at=now + FAILURE_COOLDOWN)
+    else:
+        result.update(status="tagged", reason=None, next_attempt_at=None)
     return {
-        **result, "status": "tagged", "reason": None, "genres": tags.genres, "composers": tags.composers,
+        **result, "genres": tags.genres, "composers": tags.composers,
         "lyricists": tags.lyricists, "producers": tags.producers, "isrc": tags.isrc or None,
         "copyright": tags.copyright or None, "label": tags.label or None,
         "musicbrainz_recording_id": tags.musicbrainz_recording_id,
         "musicbrainz_release_id": tags.musicbrainz_release_id, "fields_written": tags.filled_fields(),
-        "next_attempt_at": None,
     }
 
 
@@ -320,7 +338,7 @@ def track_metadata(
         result = tag_track(row, lookups, folders)
         save_row(database, "track_metadata", {c: result.get(c) for c in METADATA_COLUMNS})
         counts[result["status"]] += 1
-        if result["status"] == "failed":
+        if result["status"] != "tagged":
             context.log.warning(f"{track_label(row)}: {result['reason']}")
         preview.append({
             "track": track_label(row), "status": result["status"], "genre": ", ".join(result.get("genres") or []),
@@ -329,6 +347,7 @@ def track_metadata(
         })
     return MaterializeResult(metadata={
         "tagged": counts["tagged"],
+        "partial": counts["partial"],
         "failed": counts["failed"],
         "spotify_requests": lookups.spotify_requests,
         "musicbrainz_requests": mb.requests_made,
@@ -346,6 +365,7 @@ class AlbumArt:
     cache_path: Path
     embed: bytes  # a JPEG of at most 1500 px, what goes into the files
     embed_info: ImageInfo
+    complete: bool  # Spotify's candidate was weighed too; otherwise a later run looks again
 
 
 def album_key(row: dict) -> str:
@@ -355,28 +375,31 @@ def album_key(row: dict) -> str:
     return "name-" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:16]
 
 
-def _art(source: str, url: str, original: bytes, cache_path: Path) -> AlbumArt:
+def _art(source: str, url: str, original: bytes, cache_path: Path, complete: bool) -> AlbumArt:
     embed, embed_info = prepare_embed(original)
-    return AlbumArt(source, url, original, measure_image(original), cache_path, embed, embed_info)
+    return AlbumArt(source, url, original, measure_image(original), cache_path, embed, embed_info, complete)
 
 
 def cached_album_art(cache_dir: Path, key: str) -> AlbumArt | None:
-    """The album's image downloaded by an earlier run, if its cache files are intact."""
+    """The album's image chosen by an earlier run from every source, if its cache files are intact."""
     try:
         saved = json.loads((cache_dir / f"{key}.json").read_text(encoding="utf-8"))
+        if not saved.get("complete", True):
+            return None  # chosen while Spotify could not answer: look again
         image = cache_dir / saved["file"]
-        return _art(saved["source"], saved["url"], image.read_bytes(), image)
+        return _art(saved["source"], saved["url"], image.read_bytes(), image, True)
     except (OSError, ValueError, KeyError, ArtworkError):
         return None
 
 
-def store_album_art(cache_dir: Path, key: str, source: str, url: str, original: bytes) -> AlbumArt:
+def store_album_art(cache_dir: Path, key: str, source: str, url: str, original: bytes,
+                    complete: bool = True) -> AlbumArt:
     cache_dir.mkdir(parents=True, exist_ok=True)
     image = cache_dir / f"{key}{'.png' if measure_image(original).mime == 'image/png' else '.jpg'}"
     image.write_bytes(original)
     (cache_dir / f"{key}.json").write_text(
-        json.dumps({"source": source, "url": url, "file": image.name}), encoding="utf-8")
-    return _art(source, url, original, image)
+        json.dumps({"source": source, "url": url, "file": image.name, "complete": complete}), encoding="utf-8")
+    return _art(source, url, original, image, complete)
 
 
 def _download(caa: CoverArtClient, source: str, urls: list[str | None], max_bytes: int,
@@ -397,6 +420,7 @@ def _download(caa: CoverArtClient, source: str, urls: list[str | None], max_byte
 def find_album_art(rows: list[dict], lookups: Lookups, caa: CoverArtClient, cache_dir: Path,
                    max_bytes: int, log) -> AlbumArt | None:
     """Cover Art Archive front (original, else 1200) and Spotify's largest image, measured; the largest wins."""
+    lookups.take_spotify_gap()  # only what this album misses counts
     key = album_key(rows[0])
     cached = cached_album_art(cache_dir, key)
     if cached is not None:
@@ -424,7 +448,8 @@ def find_album_art(rows: list[dict], lookups: Lookups, caa: CoverArtClient, cach
         return None
     candidate = chosen[0]
     _, original = measured[candidate]
-    return store_album_art(cache_dir, key, candidate.source, candidate.url, original)
+    return store_album_art(cache_dir, key, candidate.source, candidate.url, original,
+                           complete=lookups.spotify_gap is None)
 
 
 def embed_track_art(row: dict, art: AlbumArt, folders: LibraryFolders, min_edge: int) -> dict:
@@ -481,13 +506,18 @@ def track_artwork(
             art, failure = None, f"artwork lookup failed: {error}"
         else:
             failure = None
+        spotify_gap = lookups.take_spotify_gap()
         embedded = 0
         for row in rows:
             base = {"wanted_key": row["wanted_key"], "path": row["path"], "album_key": key, "updated_at": now}
-            if art is None:
-                status = "failed" if failure else "missing"
-                result = {**base, "status": status, "reason": failure or "no cover found",
-                          "next_attempt_at": now + (FAILURE_COOLDOWN if failure else MISS_COOLDOWN)}
+            if art is None and failure:
+                result = {**base, "status": "failed", "reason": failure, "next_attempt_at": now + FAILURE_COOLDOWN}
+            elif art is None and spotify_gap:  # Spotify's image may exist: look again as after a failure
+                result = {**base, "status": "missing", "reason": f"no cover found without Spotify ({spotify_gap})",
+                          "next_attempt_at": now + FAILURE_COOLDOWN}
+            elif art is None:
+                result = {**base, "status": "missing", "reason": "no cover found",
+                          "next_attempt_at": now + MISS_COOLDOWN}
             else:
                 base.update(source=art.source, url=art.url, width=art.info.width, height=art.info.height,
                             bytes=art.info.bytes, cache_path=str(art.cache_path))
@@ -497,6 +527,10 @@ def track_artwork(
                 except (TaggingError, ArtworkError, OSError) as error:
                     result = {**base, "status": "failed", "reason": str(error),
                               "next_attempt_at": now + FAILURE_COOLDOWN}
+                else:
+                    if not art.complete:  # Spotify's image may be larger: a later run weighs it
+                        result.update(reason=f"chosen without Spotify's candidate ({spotify_gap})",
+                                      next_attempt_at=now + FAILURE_COOLDOWN)
             embedded += result["status"] == "embedded"
             counts[result["status"]] += 1
             save_row(database, "track_artwork", {c: result.get(c) for c in ARTWORK_COLUMNS})

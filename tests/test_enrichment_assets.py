@@ -3,7 +3,8 @@ back with mutagen, embedded covers measured, exact .lrc text, and the emulators'
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,15 @@ import pytest
 import soundfile
 from dagster import DagsterInstance, build_schedule_context, materialize
 
-from assets.enrichment import track_artwork, track_lyrics, track_metadata, wiring
+import assets.enrichment as enrichment
+from assets.enrichment import FAILURE_COOLDOWN, track_artwork, track_lyrics, track_metadata, wiring
 from harmony_pipeline import storage
 from harmony_pipeline.artwork import embed_cover, existing_cover, measure_image
 from harmony_pipeline.definitions import build_resources
+from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.lyrics import lrc_sidecar_path
 from harmony_pipeline.sandbox.catalog import Album, Catalog, Person, Track
+from harmony_pipeline.sandbox.server import Fault
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.tagging import read_tags
 from harmony_pipeline.wiring import Workers
@@ -129,9 +133,25 @@ def library(sandbox, harmony_env, tmp_path, monkeypatch):
             "corrupt_key": f"isrc:{corrupt_track.isrc}", "resources": resources}
 
 
-def run_enrichment(library) -> tuple:
-    result = materialize([track_metadata, track_artwork, track_lyrics], resources=library["resources"],
-                         instance=DagsterInstance.ephemeral())
+class Clock:
+    """The enrichment assets' clock (their response cache's): real time moved forward by `offset`."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return storage.utcnow() + self.offset
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr(enrichment, "HttpCache", partial(HttpCache, now=moved))
+    return moved
+
+
+def run_enrichment(library, assets=(track_metadata, track_artwork, track_lyrics)) -> tuple:
+    result = materialize(list(assets), resources=library["resources"], instance=DagsterInstance.ephemeral())
     assert result.success
     return result
 
@@ -339,3 +359,45 @@ def test_enrichment_follows_library_tracks_by_declarative_automation(tmp_path):
     instance.report_runless_asset_event(AssetMaterialization("library_tracks"))
     after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
     assert [after.get_num_requested(key) for key in enrichment] == [1, 1, 1]
+
+
+def spotify_api_requests(sandbox) -> list[str]:
+    return [entry.path for entry in sandbox.emulator("spotify").requests() if entry.path.startswith("/v1/")]
+
+
+def test_tags_and_artwork_chosen_without_spotify_are_completed_by_a_later_run(sandbox, library, clock):
+    settings, catalog, tracks, files = library["settings"], library["catalog"], library["tracks"], library["files"]
+    sandbox.emulator("spotify").add_fault(Fault(r"^/v1/", status=401, message="Invalid access token"))
+    run_enrichment(library, (track_metadata, track_artwork))
+
+    assert len(spotify_api_requests(sandbox)) == 2  # unauthorised: asked once per asset, then not again
+    soon = clock() + FAILURE_COOLDOWN
+    metadata, artwork = table(settings, "track_metadata"), table(settings, "track_artwork")
+    for track in tracks.values():
+        row = metadata[f"isrc:{track.isrc}"]
+        assert row["status"] == "partial" and "Spotify" in row["reason"]
+        assert clock() < row["next_attempt_at"] <= soon
+    mp3 = tracks[".mp3"]
+    assert read_tags(files[".mp3"]).title == mp3.name and read_tags(files[".mp3"]).disc_total is None
+    # The CAA cover went in, but Spotify's image was not weighed; the Spotify-only album has none yet.
+    assert artwork[f"isrc:{mp3.isrc}"]["status"] == "embedded"
+    assert clock() < artwork[f"isrc:{mp3.isrc}"]["next_attempt_at"] <= soon
+    opus = artwork[f"isrc:{tracks['.opus'].isrc}"]
+    assert opus["status"] == "missing" and clock() < opus["next_attempt_at"] <= soon
+    assert existing_cover(files[".opus"]) is None
+
+    sandbox.emulator("spotify").clear_faults()
+    clock.offset = FAILURE_COOLDOWN + timedelta(minutes=1)
+    run_enrichment(library, (track_metadata, track_artwork))
+
+    metadata, artwork = table(settings, "track_metadata"), table(settings, "track_artwork")
+    assert {metadata[f"isrc:{t.isrc}"]["status"] for t in tracks.values()} == {"tagged"}
+    album = catalog.albums[mp3.album_id]
+    tags = read_tags(files[".mp3"])
+    assert (tags.disc_total, tags.copyright) == (album.disc_count, expected_copyright(album))
+    assert tags.genres == list(dict.fromkeys(g for a in mp3.artist_ids for g in catalog.artists[a].genres))[:5]
+    assert artwork[f"isrc:{mp3.isrc}"]["next_attempt_at"] is None
+    opus = artwork[f"isrc:{tracks['.opus'].isrc}"]
+    assert (opus["status"], opus["source"], opus["width"]) == ("embedded", "spotify", 640)
+    assert existing_cover(files[".opus"]).width == 640
+
