@@ -8,7 +8,7 @@ demand for wanted_tracks through artist_release_tracks. Tracks not found on Soul
 """
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
@@ -112,17 +112,27 @@ def artist_releases(
         name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
         with database.connect() as conn, storage.transaction(conn):
             storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
-            rules.record_check(conn, artist_id, now, pipeline.watchlist_interval, release_count=len(albums), name=name)
+            rules.record_check(conn, artist_id, now, now + timedelta(seconds=pipeline.watchlist_interval),
+                               release_count=len(albums), name=name)
             conn.execute("UPDATE watchlist_artists SET baseline_at = coalesce(baseline_at, ?) WHERE artist_id = ?",
                          [now, artist_id])
             if rows:
                 storage.record_activity(conn, "watchlist_releases_recorded", {
                     "artist": name or artist_id, "first_check": artist["baseline_at"] is None,
                     "releases": len(rows), "to_acquire": sum(1 for r in rows if r["acquire"])})
+            new = [r for r in rows if r["is_new"]]
+            if new:  # logged where the release is recorded, so once whatever happens to the run
+                storage.record_activity(conn, "new_release_detected", {
+                    "artist": name or artist_id, "artist_id": artist_id,
+                    "releases": [f"{r['name']} ({r['album_type']}, {r['release_date']})" for r in new]})
         recorded += [{"artist": name or artist_id, **r} for r in rows]
 
-    tracks_added, albums_read, unread = _read_tracks_to_acquire(
-        context, api, database, [a["artist_id"] for a in artists])
+    artist_ids = [a["artist_id"] for a in artists]
+    tracks_added, albums_read, unread, retry_at = _read_tracks_to_acquire(context, api, database, artist_ids)
+    if unread:
+        retry_at = retry_at or storage.utcnow() + rules.error_delay(1, pipeline.watchlist_interval)
+        with database.connect() as conn:
+            rules.recheck_unread_releases(conn, artist_ids, retry_at)
     with database.connect(read_only=True) as conn:
         totals = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE acquire) FROM artist_releases"
@@ -153,11 +163,13 @@ def _record_error(database: HarmonyDatabase, artist_id: str, error: str, interva
         rules.record_check_error(conn, artist_id, storage.utcnow(), interval, error, not_before=not_before)
 
 
-def _read_tracks_to_acquire(context, api, database: HarmonyDatabase, artist_ids: list[str]) -> tuple[int, int, int]:
+def _read_tracks_to_acquire(context, api, database: HarmonyDatabase,
+                            artist_ids: list[str]) -> tuple[int, int, int, datetime | None]:
     """Tracks (with ISRC) of every release to acquire whose tracks are not read yet, album by album.
 
     Album listings and full tracks are cached in http_cache, so a retry after a failure asks Spotify
-    only for what it does not have yet. Returns (tracks added, albums read, albums still unread).
+    only for what it does not have yet. Returns (tracks added, albums read, albums still unread, end of
+    the rate limit that stopped the reading or None).
     """
     with database.connect(read_only=True) as conn:
         pending = storage.fetch_dicts(
@@ -170,7 +182,7 @@ def _read_tracks_to_acquire(context, api, database: HarmonyDatabase, artist_ids:
         except SpotifyError as error:
             context.log.warning(f"release {release['album_id']}: {error}; tracks read by the next run")
             if isinstance(error, SpotifyRateLimited):
-                return tracks_added, albums_read, len(pending) - index
+                return tracks_added, albums_read, len(pending) - index, error.until
             continue
         now = storage.utcnow()
         rows = [rules.track_row(release["artist_id"], album, track, acquire=True, now=now) for track in tracks]
@@ -181,7 +193,7 @@ def _read_tracks_to_acquire(context, api, database: HarmonyDatabase, artist_ids:
                          [now, release["artist_id"], release["album_id"]])
         tracks_added += len(rows)
         albums_read += 1
-    return tracks_added, albums_read, len(pending) - albums_read
+    return tracks_added, albums_read, len(pending) - albums_read, None
 
 
 def _cached(database: HarmonyDatabase, service: str, keys: list[str]) -> dict[str, dict]:

@@ -170,14 +170,23 @@ def insert_artist(conn: duckdb.DuckDBPyConnection, artist_id: str, *, name: str 
     )
 
 
-def record_check(conn: duckdb.DuckDBPyConnection, artist_id: str, now: datetime, interval_seconds: int,
+def record_check(conn: duckdb.DuckDBPyConnection, artist_id: str, now: datetime, next_due_at: datetime,
                  *, release_count: int, name: str | None) -> None:
-    """A successful check: next one after the interval, errors cleared, name filled in if unknown."""
+    """A successful check: errors cleared, name filled in if unknown."""
     conn.execute(
         "UPDATE watchlist_artists SET last_checked_at = ?, next_due_at = ?, release_count = ?, "
         "error_count = 0, last_error = NULL, name = coalesce(name, ?) WHERE artist_id = ?",
-        [now, now + timedelta(seconds=interval_seconds), release_count, name, artist_id],
+        [now, next_due_at, release_count, name, artist_id],
     )
+
+
+def recheck_unread_releases(conn: duckdb.DuckDBPyConnection, artist_ids: Sequence[str], at: datetime) -> None:
+    """Artists left with releases whose tracks could not be read are checked again at `at` at the latest."""
+    conn.execute(
+        "UPDATE watchlist_artists SET next_due_at = least(coalesce(next_due_at, ?), ?) WHERE artist_id IN ("
+        " SELECT artist_id FROM artist_releases WHERE acquire AND tracks_read_at IS NULL"
+        " AND artist_id IN (SELECT unnest(?)))",
+        [at, at, list(artist_ids)])
 
 
 def record_check_error(conn: duckdb.DuckDBPyConnection, artist_id: str, now: datetime, interval_seconds: int,

@@ -8,14 +8,16 @@ not be read yet) go into ONE run of the watchlist job, restricted to them throug
 
 The sensor writes the "checked" state itself (last check, next due time, errors) in one short DuckDB
 transaction after its Spotify requests: an unchanged artist then needs no run at all, and a failing
-artist is pushed back alone. What the releases are (known, new, to acquire) is written by the run's
-artist_releases asset, so that table keeps its lineage. The cursor holds a summary of the last tick
-(shown in the UI); DuckDB stays the source of truth.
+artist is pushed back alone. An artist handed to a run is held back only for the first back-off step:
+the run's artist_releases asset records its releases (known, new, to acquire; new_release_detected)
+and moves its next check on, so that table keeps its lineage and a failed run does not hide a release
+for a whole interval. The cursor holds a summary of the last tick (shown in the UI); DuckDB stays the
+source of truth.
 """
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dagster import (
     DagsterRunStatus,
@@ -95,13 +97,11 @@ def save_checks(database: HarmonyDatabase, checks: list[ArtistCheck], interval_s
                 rules.record_check_error(conn, check.artist_id, now, interval_seconds, check.error,
                                          not_before=check.rate_limited_until)
                 continue
-            rules.record_check(conn, check.artist_id, now, interval_seconds, release_count=check.releases,
+            # An artist handed to a run gets its next check from the run's artist_releases; should the
+            # run fail before that, the artist is checked again after the first back-off step.
+            wait = rules.error_delay(1, interval_seconds) if check.needs_run else timedelta(seconds=interval_seconds)
+            rules.record_check(conn, check.artist_id, now, now + wait, release_count=check.releases,
                                name=check.name)
-            if check.new_releases and not check.first_check:
-                storage.record_activity(conn, "new_release_detected", {
-                    "artist": check.name or check.artist_id, "artist_id": check.artist_id,
-                    "releases": [f"{r['name']} ({r['album_type']}, {r['release_date']})" for r in check.new_releases],
-                })
 
 
 def build_new_release_sensor(job, workers: Workers, interval_seconds: int):

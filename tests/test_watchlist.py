@@ -264,13 +264,13 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     assert sensor_requests[0].query["include_groups"] == "album,single" and sensor_requests[0].query["limit"] == "10"
     assert len(tick.run_requests) == 1
     assert tick.run_requests[0].run_config["ops"]["artist_releases"]["config"]["artist_ids"] == [artist.id]
-    events = _rows("SELECT details FROM activity_events WHERE type = 'new_release_detected'")
-    assert len(events) == 1 and "Brand New Day" in events[0][0]
 
     spotify.clear_requests()
     result = _run(sandbox, instance, tick.run_requests[0], acquire=True)
     run_requests = _spotify_api(sandbox)
     releases_requests = result.asset_materializations_for_node("artist_releases")[0].metadata["spotify_requests"].value
+    events = _rows("SELECT details FROM activity_events WHERE type = 'new_release_detected'")
+    assert len(events) == 1 and "Brand New Day" in events[0][0]
 
     assert _rows("SELECT is_new, acquire FROM artist_releases WHERE album_id = ?", [album.id]) == [(True, True)]
     expected = {(t.id, t.isrc) for t in sandbox.catalog.album_tracks(album)}
@@ -309,6 +309,43 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     _make_due(artist.id)
     assert _tick(instance).run_requests == []
     assert len(_spotify_api(sandbox)) == 1
+
+
+def _due_in_seconds(artist_id: str) -> float:
+    return _rows("SELECT epoch(next_due_at - now()) FROM watchlist_artists WHERE artist_id = ?", [artist_id])[0][0]
+
+
+def _detected_events() -> int:
+    return _rows("SELECT count(*) FROM activity_events WHERE type = 'new_release_detected'")[0][0]
+
+
+def test_a_failed_or_rate_limited_run_does_not_hide_a_new_release_for_an_interval(sandbox, upcoming, env, instance):
+    artist, album = upcoming.artist, upcoming.album
+    _baseline(sandbox, instance, artist.id)
+    upcoming.release()
+    _make_due(artist.id)
+
+    # The run the tick asks for never records anything (failed, cancelled): the artist stays close to due.
+    assert len(_tick(instance).run_requests) == 1
+    assert _due_in_seconds(artist.id) <= rules.error_delay(1, 86_400).total_seconds()
+    assert _detected_events() == 0
+
+    # The next run is rate-limited while reading the tracks: checked again when the limit ends.
+    _make_due(artist.id)
+    tick = _tick(instance)
+    sandbox.emulator("spotify").add_fault(Fault("/v1/tracks/", status=429, retry_after=3600))
+    _run(sandbox, instance, tick.run_requests[0])
+    assert _rows("SELECT tracks_read_at IS NULL FROM artist_releases WHERE album_id = ?", [album.id]) == [(True,)]
+    assert 3500 < _due_in_seconds(artist.id) <= 3600
+    assert _detected_events() == 1
+
+    sandbox.emulator("spotify").clear_faults()
+    _make_due(artist.id)
+    _run(sandbox, instance, _tick(instance).run_requests[0])
+    expected = {t.isrc for t in sandbox.catalog.album_tracks(album)}
+    assert {r[0] for r in _rows("SELECT isrc FROM wanted_tracks WHERE state = 'wanted'")} == expected
+    assert _detected_events() == 1
+    assert _due_in_seconds(artist.id) > 86_000
 
 
 ENDPOINT_WORDS = {"v1", "api", "v0", "artists", "albums", "tracks", "searches", "responses", "transfers",
