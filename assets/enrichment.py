@@ -56,7 +56,13 @@ from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.lrclib import LrclibClient, LrclibResource
 from resources.musicbrainz import MusicBrainzClient, MusicBrainzResource
-from resources.spotify import SpotifyError, SpotifyNotAuthorised, SpotifyNotFound, SpotifyResource
+from resources.spotify import (
+    SpotifyError,
+    SpotifyNotAuthorised,
+    SpotifyNotFound,
+    SpotifyRateLimited,
+    SpotifyResource,
+)
 
 MISS_COOLDOWN = timedelta(days=7)  # no lyrics / no artwork found: ask again after this
 FAILURE_COOLDOWN = timedelta(days=1)  # an error (service down, unreadable file): try again after this
@@ -122,9 +128,9 @@ def _unique(values: list[str]) -> list[str]:
 class Lookups:
     """Spotify album/artist and MusicBrainz lookups of one run, every answer through the response cache.
 
-    When Spotify cannot answer (not authorised) nothing is cached and Spotify is not asked again in
-    this run; `take_spotify_gap()` tells the caller that what it built lacks Spotify's part, so it is
-    saved to be completed by a later run.
+    When Spotify cannot answer (not authorised, or rate-limited until a given time) nothing is cached
+    and Spotify is not asked again in this run (until the limit ends); `take_spotify_gap()` tells the
+    caller that what it built lacks Spotify's part, so it is saved to be completed by a later run.
     """
 
     def __init__(self, cache: HttpCache, spotify: SpotifyResource, musicbrainz: MusicBrainzClient, log):
@@ -134,6 +140,7 @@ class Lookups:
         self.log = log
         self._api = None
         self.spotify_unavailable: str | None = None
+        self.rate_limited_until: datetime | None = None
         self.spotify_gap: str | None = None  # why a Spotify answer was missing since take_spotify_gap()
 
     @property
@@ -149,6 +156,8 @@ class Lookups:
         def ask() -> dict | None:
             if self.spotify_unavailable:
                 raise SpotifyNotAuthorised(self.spotify_unavailable)
+            if self.rate_limited_until and self.cache.now() < self.rate_limited_until:
+                raise SpotifyRateLimited(self.rate_limited_until)
             self._api = self._api or self.spotify.get_api()
             try:
                 return fetch(self._api)
@@ -162,6 +171,11 @@ class Lookups:
                 self.spotify_unavailable = str(error)
                 self.log.warning(f"Spotify unavailable, enriching without it: {error}")
             self.spotify_gap = f"Spotify unavailable: {error}"
+        except SpotifyRateLimited as error:  # not cached either: asked again once the limit has passed
+            if error.until != self.rate_limited_until:
+                self.rate_limited_until = error.until
+                self.log.warning(f"{error}; enriching without Spotify until then")
+            self.spotify_gap = str(error)
         return None
 
     def spotify_album(self, album_id: str | None) -> dict | None:

@@ -401,3 +401,20 @@ def test_tags_and_artwork_chosen_without_spotify_are_completed_by_a_later_run(sa
     assert (opus["status"], opus["source"], opus["width"]) == ("embedded", "spotify", 640)
     assert existing_cover(files[".opus"]).width == 640
 
+
+def test_a_spotify_rate_limit_is_respected_for_the_rest_of_the_run(sandbox, library, clock):
+    settings, tracks = library["settings"], library["tracks"]
+    sandbox.emulator("spotify").add_fault(Fault(r"^/v1/albums/", status=429, retry_after=3600))
+    run_enrichment(library, (track_metadata,))
+
+    assert spotify_api_requests(sandbox) == [spotify_api_requests(sandbox)[0]]  # one 429, then no more asking
+    metadata = table(settings, "track_metadata")
+    assert {metadata[f"isrc:{t.isrc}"]["status"] for t in tracks.values()} == {"partial"}
+    assert all("rate-limited" in metadata[f"isrc:{t.isrc}"]["reason"] for t in tracks.values())
+
+    # Nothing was cached as a miss: once the limit and the cool-down are over, Spotify is asked again.
+    sandbox.emulator("spotify").clear_faults()
+    clock.offset = FAILURE_COOLDOWN + timedelta(minutes=1)
+    run_enrichment(library, (track_metadata,))
+    metadata = table(settings, "track_metadata")
+    assert {metadata[f"isrc:{t.isrc}"]["status"] for t in tracks.values()} == {"tagged"}
