@@ -416,9 +416,10 @@ def store_album_art(cache_dir: Path, key: str, source: str, url: str, original: 
     return _art(source, url, original, image, complete)
 
 
-def _download(caa: CoverArtClient, source: str, urls: list[str | None], max_bytes: int,
-              log) -> tuple[ArtworkCandidate, ImageInfo, bytes] | None:
-    """The first of `urls` (largest rendition first) that downloads within `max_bytes` and is an image."""
+def download_first_image(caa: CoverArtClient, source: str, urls: list[str | None], max_bytes: int,
+                         log) -> tuple[ArtworkCandidate, ImageInfo, bytes] | None:
+    """The first of `urls` (largest rendition first) that downloads within `max_bytes` and is an image;
+    an original that is too large, fails (e.g. a 5xx on the archive hop) or is no image yields to the next."""
     for url in filter(None, urls):
         try:
             data = caa.download(url, max_bytes)
@@ -427,7 +428,6 @@ def _download(caa: CoverArtClient, source: str, urls: list[str | None], max_byte
             log.info(f"{error}; trying a smaller rendition")
         except (ServiceError, ArtworkError) as error:
             log.warning(f"{source} image {url}: {error}")
-            return None
     return None
 
 
@@ -451,11 +451,11 @@ def find_album_art(rows: list[dict], lookups: Lookups, caa: CoverArtClient, cach
         front = next((image for image in listing.get("images") or [] if image.get("front")), None)
         if front:
             urls = [front.get("image"), (front.get("thumbnails") or {}).get("1200")]
-            downloads.append(_download(caa, "coverartarchive", urls, max_bytes, log))
+            downloads.append(download_first_image(caa, "coverartarchive", urls, max_bytes, log))
     images = (album or {}).get("images") or []
     if images:
         largest = max(images, key=lambda image: (image.get("width") or 0) * (image.get("height") or 0))
-        downloads.append(_download(caa, "spotify", [largest.get("url")], max_bytes, log))
+        downloads.append(download_first_image(caa, "spotify", [largest.get("url")], max_bytes, log))
     measured = {candidate: (info, data) for candidate, info, data in filter(None, downloads)}
     chosen = choose_largest([(candidate, info) for candidate, (info, _) in measured.items()], max_bytes)
     if chosen is None:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 
 import pytest
+from urllib3.util.retry import Retry
 
+from assets.enrichment import download_first_image
 from harmony_pipeline import storage
 from harmony_pipeline.artwork import measure_image
-from harmony_pipeline.http_cache import MISS_TTL, USER_AGENT, HttpCache
+from harmony_pipeline.http_cache import MISS_TTL, USER_AGENT, HttpCache, retrying_session
 from harmony_pipeline.sandbox.catalog import build_catalog
 from harmony_pipeline.sandbox.coverart import CoverArtEmulator
 from harmony_pipeline.sandbox.lrclib import LrclibEmulator
 from harmony_pipeline.sandbox.musicbrainz import MusicBrainzEmulator
 from harmony_pipeline.sandbox.server import Fault, serve
-from resources.coverart import CoverArtResource, ImageTooLarge
+from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.lrclib import LrclibResource
 from resources.musicbrainz import MIN_INTERVAL_SECONDS, MusicBrainzResource
 
@@ -162,6 +165,24 @@ def test_coverart_missing_art_is_none_and_too_large_images_are_refused(catalog, 
         client.download(f"{coverart.base_url}/release/{with_art.release.mbid}/front", max_bytes=2_000)
     statuses = [entry.status for entry in coverart.emulator.requests()]
     assert statuses == [404, 307, 200]
+
+
+def test_coverart_failing_original_yields_to_the_1200_thumbnail(catalog, coverart, cache):
+    album = next(a for a in catalog.albums.values() if a.cover is not None)
+    # The archive hop of the original answers 503 (retries exhausted: the client here does not retry).
+    coverart.emulator.add_fault(Fault(r"^/download/.*-\d+\.jpg$", status=503))
+    client = CoverArtClient(coverart.base_url, retrying_session(Retry(total=0, raise_on_status=False)), cache)
+    front = client.listing(album.release.mbid)["images"][0]
+
+    found = download_first_image(client, "coverartarchive", [front["image"], front["thumbnails"]["1200"]],
+                                 10_000_000, logging.getLogger(__name__))
+
+    assert found is not None
+    candidate, info, _ = found
+    assert candidate.url == front["thumbnails"]["1200"] and (info.width, info.height) == (1200, 1200)
+    log = coverart.emulator.requests()
+    assert [entry.status for entry in log] == [200, 307, 503, 307, 200]
+    assert "_thumb1200" in log[4].path
 
 
 def test_lrclib_get_cached_search_and_cached_miss(catalog, lrclib, cache):
