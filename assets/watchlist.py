@@ -68,6 +68,10 @@ class ArtistReleasesConfig(Config):
     artist_ids: list[str] = Field(
         default=[],
         description="Check only these artists (new_release_sensor sets them); empty: every unpaused artist.")
+    new_release_ids: dict[str, list[str]] = Field(
+        default={},
+        description="Artist id → ids of its releases new_release_sensor found new; such an artist's albums "
+                    "are not listed again, only these are read. Artists not named here are listed.")
 
 
 @asset(
@@ -96,8 +100,13 @@ def artist_releases(
     recorded, errors = [], []
     for artist in artists:
         artist_id = artist["artist_id"]
+        listed = artist_id not in config.new_release_ids
         try:
-            albums = api.artist_albums(artist_id)
+            if listed:
+                albums = api.artist_albums(artist_id)
+            else:
+                albums = [_album(api, database, album_id) for album_id in config.new_release_ids[artist_id]
+                          if album_id not in known[artist_id]]
         except SpotifyError as error:
             errors.append({"artist": artist["name"] or artist_id, "error": str(error)})
             _record_error(database, artist_id, str(error), pipeline.watchlist_interval,
@@ -113,7 +122,7 @@ def artist_releases(
         with database.connect() as conn, storage.transaction(conn):
             storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
             rules.record_check(conn, artist_id, now, now + timedelta(seconds=pipeline.watchlist_interval),
-                               release_count=len(albums), name=name)
+                               release_count=len(albums) if listed else None, name=name)
             conn.execute("UPDATE watchlist_artists SET baseline_at = coalesce(baseline_at, ?) WHERE artist_id = ?",
                          [now, artist_id])
             if rows:
@@ -213,13 +222,19 @@ def _cache(database: HarmonyDatabase, service: str, bodies: dict[str, dict]) -> 
              "fetched_at": now, "expires_at": None} for key, body in bodies.items()], key=["service", "key"])
 
 
-def _album_with_tracks(api, database: HarmonyDatabase, album_id: str) -> tuple[dict, list[dict]]:
-    """The full album and its full tracks: GET /albums/{id} (+ track pages), then GET /tracks/{id} each."""
+def _album(api, database: HarmonyDatabase, album_id: str) -> dict:
+    """The full album with all its simplified tracks: GET /albums/{id} (+ track pages), cached."""
     album = _cached(database, ALBUM_CACHE, [album_id]).get(album_id)
     if album is None:
         album = api.album(album_id)
         album["tracks"] = {"items": api.album_tracks(album), "next": None}
         _cache(database, ALBUM_CACHE, {album_id: album})
+    return album
+
+
+def _album_with_tracks(api, database: HarmonyDatabase, album_id: str) -> tuple[dict, list[dict]]:
+    """The full album and its full tracks: the album, then GET /tracks/{id} each (cached)."""
+    album = _album(api, database, album_id)
     track_ids = [t["id"] for t in album["tracks"]["items"] if t.get("id")]
     full = _cached(database, TRACK_CACHE, track_ids)
     fetched = {}

@@ -171,11 +171,12 @@ def insert_artist(conn: duckdb.DuckDBPyConnection, artist_id: str, *, name: str 
 
 
 def record_check(conn: duckdb.DuckDBPyConnection, artist_id: str, now: datetime, next_due_at: datetime,
-                 *, release_count: int, name: str | None) -> None:
-    """A successful check: errors cleared, name filled in if unknown."""
+                 *, release_count: int | None, name: str | None) -> None:
+    """A successful check: errors cleared, name filled in if unknown, release count kept when None."""
     conn.execute(
-        "UPDATE watchlist_artists SET last_checked_at = ?, next_due_at = ?, release_count = ?, "
-        "error_count = 0, last_error = NULL, name = coalesce(name, ?) WHERE artist_id = ?",
+        "UPDATE watchlist_artists SET last_checked_at = ?, next_due_at = ?, "
+        "release_count = coalesce(?, release_count), error_count = 0, last_error = NULL, name = coalesce(name, ?) "
+        "WHERE artist_id = ?",
         [now, next_due_at, release_count, name, artist_id],
     )
 

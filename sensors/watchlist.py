@@ -1,10 +1,13 @@
 """new_release_sensor: checks due watchlist artists for new releases and requests one acquisition run.
 
 Each tick takes at most ARTISTS_PER_TICK due artists (unpaused, past their next due time, higher
-priority first) and asks Spotify for each one's albums and singles: one request per ten releases, so
-one for most artists; a paused artist costs nothing. A release is new when its id is not in
-artist_releases. Artists with new releases (or never checked, or with releases whose tracks could
-not be read yet) go into ONE run of the watchlist job, restricted to them through run config.
+priority first) and asks Spotify for the first page of each one's albums and singles: when its
+`total` is the count seen at the last check and every id on it is known, the artist is unchanged
+(one request, however long the discography); otherwise the other pages are read too. A paused artist
+costs nothing. A release is new when its id is not in artist_releases. Artists with new releases (or
+never checked, or with releases whose tracks could not be read yet) go into ONE run of the watchlist
+job, restricted to them through run config, which also carries the new release ids so the run does
+not list the albums again.
 
 The sensor writes the "checked" state itself (last check, next due time, errors) in one short DuckDB
 transaction after its Spotify requests: an unchanged artist then needs no run at all, and a failing
@@ -32,7 +35,15 @@ from harmony_pipeline import storage
 from harmony_pipeline import watchlist as rules
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase, PipelineSettings
-from resources.spotify import SpotifyError, SpotifyNotAuthorised, SpotifyNotFound, SpotifyRateLimited, SpotifyResource
+from resources.spotify import (
+    ARTIST_ALBUMS_LIMIT,
+    SpotifyApi,
+    SpotifyError,
+    SpotifyNotAuthorised,
+    SpotifyNotFound,
+    SpotifyRateLimited,
+    SpotifyResource,
+)
 
 ARTISTS_PER_TICK = 5
 ACTIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
@@ -55,7 +66,21 @@ class ArtistCheck:
         return self.error is None and bool(self.new_releases or self.unread_releases)
 
 
-def check_artists(api, due: list[dict], known: dict[str, set[str]], unread: set[str]) -> list[ArtistCheck]:
+def read_albums(api: SpotifyApi, artist: dict, known: set[str]) -> tuple[int, list[dict]]:
+    """(releases on Spotify, albums read): the first page alone when it shows nothing new."""
+    # SpotifyApi.artist_albums reads every page; one page needs the client's own call (error mapping,
+    # request count).
+    first = api._call(api.sp.artist_albums, artist["artist_id"], include_groups="album,single",
+                      limit=ARTIST_ALBUMS_LIMIT)
+    page = first.get("items") or []
+    if first.get("total") == artist["release_count"] and all(a.get("id") in known for a in page):
+        return first["total"], page
+    albums = list(api.pages(first))
+    return len(albums), albums
+
+
+def check_artists(api: SpotifyApi, due: list[dict], known: dict[str, set[str]],
+                  unread: set[str]) -> list[ArtistCheck]:
     """One albums listing per due artist. A Spotify error concerns that artist only; a rate limit or
     an authorisation failure (app-wide) ends the tick and leaves the remaining artists due."""
     checks = []
@@ -65,7 +90,7 @@ def check_artists(api, due: list[dict], known: dict[str, set[str]], unread: set[
                             unread_releases=artist_id in unread)
         checks.append(check)
         try:
-            albums = api.artist_albums(artist_id)
+            check.releases, albums = read_albums(api, artist, known.get(artist_id, set()))
         except SpotifyRateLimited as error:
             check.error, check.rate_limited_until = str(error), error.until
             break
@@ -78,7 +103,6 @@ def check_artists(api, due: list[dict], known: dict[str, set[str]], unread: set[
         except SpotifyError as error:
             check.error = str(error)
             continue
-        check.releases = len(albums)
         check.name = check.name or rules.artist_name_from_albums(artist_id, albums)
         new_ids = set(rules.new_release_ids(albums, known.get(artist_id, set())))
         check.new_releases = [
@@ -154,7 +178,12 @@ def build_new_release_sensor(job, workers: Workers, interval_seconds: int):
         return SensorResult(
             run_requests=[RunRequest(
                 run_key=f"watchlist-{now.isoformat()}",
-                run_config={"ops": {"artist_releases": {"config": {"artist_ids": summary["run_for"]}}}},
+                run_config={"ops": {"artist_releases": {"config": {
+                    "artist_ids": summary["run_for"],
+                    # An artist checked before is not listed again by the run: it reads these albums.
+                    "new_release_ids": {c.artist_id: [r["id"] for r in c.new_releases]
+                                        for c in to_run if not c.first_check},
+                }}}},
                 tags={"harmony/trigger": "new_release_sensor",
                       "harmony/new_releases": str(summary["new_releases"]),
                       "harmony/artists": str(len(to_run))},

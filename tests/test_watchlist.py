@@ -263,11 +263,13 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     assert [r.path for r in sensor_requests] == [f"/v1/artists/{artist.id}/albums"]
     assert sensor_requests[0].query["include_groups"] == "album,single" and sensor_requests[0].query["limit"] == "10"
     assert len(tick.run_requests) == 1
-    assert tick.run_requests[0].run_config["ops"]["artist_releases"]["config"]["artist_ids"] == [artist.id]
+    run_config = tick.run_requests[0].run_config["ops"]["artist_releases"]["config"]
+    assert run_config == {"artist_ids": [artist.id], "new_release_ids": {artist.id: [album.id]}}
 
     spotify.clear_requests()
     result = _run(sandbox, instance, tick.run_requests[0], acquire=True)
     run_requests = _spotify_api(sandbox)
+    assert not [r for r in run_requests if r.path.endswith("/albums")]  # the run does not list them again
     releases_requests = result.asset_materializations_for_node("artist_releases")[0].metadata["spotify_requests"].value
     events = _rows("SELECT details FROM activity_events WHERE type = 'new_release_detected'")
     assert len(events) == 1 and "Brand New Day" in events[0][0]
@@ -383,6 +385,33 @@ def test_unchanged_artist_costs_one_albums_request_and_a_paused_one_none(sandbox
     tick = _tick(instance)
     assert len(tick.run_requests) == 1
     assert tick.run_requests[0].run_config["ops"]["artist_releases"]["config"]["artist_ids"] == [paused.id]
+
+
+def test_unchanged_artist_with_a_long_discography_costs_one_request_and_a_new_single_two(sandbox, env, instance):
+    artist = _pick_artist(sandbox.catalog)
+    while len(_published(sandbox.catalog, artist)) <= 12:
+        sandbox.catalog.add_album(artist.id, release_date="2015-01-01")
+    _baseline(sandbox, instance, artist.id)
+    assert _rows("SELECT release_count FROM watchlist_artists") == [(len(_published(sandbox.catalog, artist)),)]
+    _make_due(artist.id)
+    spotify = sandbox.emulator("spotify")
+    spotify.clear_requests()
+
+    assert _tick(instance).run_requests == []
+    assert [(r.path, r.query.get("offset", "0")) for r in _spotify_api(sandbox)] == [
+        (f"/v1/artists/{artist.id}/albums", "0")]
+
+    # Singles come after the albums: the new one is on page 2, found because page 1's total grew.
+    single = sandbox.catalog.add_album(artist.id, album_type="single", track_count=1, name="Late Single")
+    _make_due(artist.id)
+    spotify.clear_requests()
+    tick = _tick(instance)
+    assert len(_spotify_api(sandbox)) == 2
+    assert tick.run_requests[0].run_config["ops"]["artist_releases"]["config"]["new_release_ids"] == {
+        artist.id: [single.id]}
+    _run(sandbox, instance, tick.run_requests[0])
+    assert _rows("SELECT is_new, acquire FROM artist_releases WHERE album_id = ?", [single.id]) == [(True, True)]
+    assert _rows("SELECT release_count FROM watchlist_artists") == [(len(_published(sandbox.catalog, artist)),)]
 
 
 def test_with_discography_acquires_the_back_catalogue(sandbox, env, instance):
