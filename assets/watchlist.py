@@ -21,6 +21,10 @@ from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited,
 
 TRACK_CACHE = "spotify_track"
 ALBUM_CACHE = "spotify_album_with_tracks"
+# Long enough for a failed run's retry to cost nothing; short enough that corrections on Spotify
+# (track lists of fresh releases, ISRCs) reach later reads.
+ALBUM_TTL = timedelta(days=7)
+TRACK_TTL = timedelta(days=30)
 
 
 @asset(
@@ -207,19 +211,19 @@ def _read_tracks_to_acquire(context, api, database: HarmonyDatabase,
 
 def _cached(database: HarmonyDatabase, service: str, keys: list[str]) -> dict[str, dict]:
     with database.connect(read_only=True) as conn:
-        rows = conn.execute("SELECT key, body FROM http_cache WHERE service = ? AND key IN (SELECT unnest(?))",
-                            [service, keys]).fetchall()
+        rows = conn.execute("SELECT key, body FROM http_cache WHERE service = ? AND key IN (SELECT unnest(?)) "
+                            "AND expires_at > ?", [service, keys, storage.utcnow()]).fetchall()
     return {key: json.loads(body) for key, body in rows}
 
 
-def _cache(database: HarmonyDatabase, service: str, bodies: dict[str, dict]) -> None:
+def _cache(database: HarmonyDatabase, service: str, bodies: dict[str, dict], ttl: timedelta) -> None:
     if not bodies:
         return
     now = storage.utcnow()
     with database.connect() as conn:
         storage.upsert(conn, "http_cache", [
             {"service": service, "key": key, "status": 200, "body": json.dumps(body, ensure_ascii=False),
-             "fetched_at": now, "expires_at": None} for key, body in bodies.items()], key=["service", "key"])
+             "fetched_at": now, "expires_at": now + ttl} for key, body in bodies.items()], key=["service", "key"])
 
 
 def _album(api, database: HarmonyDatabase, album_id: str) -> dict:
@@ -228,7 +232,7 @@ def _album(api, database: HarmonyDatabase, album_id: str) -> dict:
     if album is None:
         album = api.album(album_id)
         album["tracks"] = {"items": api.album_tracks(album), "next": None}
-        _cache(database, ALBUM_CACHE, {album_id: album})
+        _cache(database, ALBUM_CACHE, {album_id: album}, ALBUM_TTL)
     return album
 
 
@@ -243,7 +247,7 @@ def _album_with_tracks(api, database: HarmonyDatabase, album_id: str) -> tuple[d
             if track_id not in full:
                 fetched[track_id] = api.track(track_id)
     finally:
-        _cache(database, TRACK_CACHE, fetched)  # what was fetched before an error is kept
+        _cache(database, TRACK_CACHE, fetched, TRACK_TTL)  # what was fetched before an error is kept
     full.update(fetched)
     return album, [full[t] for t in track_ids]
 

@@ -414,6 +414,30 @@ def test_unchanged_artist_with_a_long_discography_costs_one_request_and_a_new_si
     assert _rows("SELECT release_count FROM watchlist_artists") == [(len(_published(sandbox.catalog, artist)),)]
 
 
+def test_album_and_track_answers_are_cached_for_a_week_and_a_month(sandbox, upcoming, env, instance):
+    artist, album = upcoming.artist, upcoming.album
+    _baseline(sandbox, instance, artist.id)
+    upcoming.release()
+    _make_due(artist.id)
+    _run(sandbox, instance, _tick(instance).run_requests[0])
+    lifetimes = dict(_rows("SELECT service, max(epoch(expires_at - fetched_at)) / 86400 FROM http_cache "
+                           "WHERE service LIKE 'spotify_%' GROUP BY service"))
+    assert lifetimes == {"spotify_album_with_tracks": 7, "spotify_track": 30}
+
+    # Once the album answer has expired, reading the release again asks for the album, not its tracks.
+    with storage.connect(load_settings().duckdb_path) as conn:
+        conn.execute("UPDATE http_cache SET expires_at = now() - INTERVAL 1 SECOND "
+                     "WHERE service = 'spotify_album_with_tracks'")
+        conn.execute("UPDATE artist_releases SET tracks_read_at = NULL WHERE album_id = ?", [album.id])
+    sandbox.emulator("spotify").clear_requests()
+    wiring = collect_wiring(load_settings())
+    run_config = {"ops": {"artist_releases": {"config": {"artist_ids": [artist.id],
+                                                          "new_release_ids": {artist.id: []}}}}}
+    assert materialize(wiring.assets, resources=wiring.resources, instance=instance, selection=["artist_releases"],
+                       run_config=run_config).success
+    assert [r.path for r in _spotify_api(sandbox)] == [f"/v1/albums/{album.id}"]
+
+
 def test_with_discography_acquires_the_back_catalogue(sandbox, env, instance):
     artist = _pick_artist(sandbox.catalog)
     _baseline(sandbox, instance, artist.id, "--with-discography")
