@@ -50,7 +50,14 @@ from harmony_pipeline.credits import (
 )
 from harmony_pipeline.demand import normalise
 from harmony_pipeline.http_cache import HttpCache, ServiceError
-from harmony_pipeline.lyrics import LyricsKind, LyricsRecord, choose_record, lyrics_outcome, write_lrc_sidecar
+from harmony_pipeline.lyrics import (
+    LyricsKind,
+    LyricsRecord,
+    artist_forms,
+    choose_record,
+    lyrics_outcome,
+    write_lrc_sidecar,
+)
 from harmony_pipeline.tagging import TaggingError, TrackTags, open_audio, write_tags
 from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
@@ -583,19 +590,26 @@ def file_length_s(path: Path, row: dict) -> float | None:
 
 
 def find_lyrics(row: dict, length_s: float | None, lrclib: LrclibClient) -> LyricsRecord | None:
-    """get-cached, then get, then search; a synced (or instrumental) record ends the hunt early."""
-    artist, title, album = ", ".join(track_artists(row)), row["title"], row.get("album")
+    """get-cached, then get, each under every artist form (all credited artists, then each alone),
+    then search by the main artist; a synced (or instrumental) record ends the hunt early."""
+    artists, title, album = track_artists(row), row["title"], row.get("album")
     records: list[LyricsRecord] = []
+    found = None
     for lookup in (lrclib.get_cached, lrclib.get):
-        found = lookup(title, artist, album, length_s)
+        for artist in artist_forms(artists):
+            found = lookup(title, artist, album, length_s)
+            if found:
+                records.append(LyricsRecord.from_json(found))
+                break
         if found:
-            records.append(LyricsRecord.from_json(found))
             break
-    chosen = choose_record(records, artist, title, album, length_s)
+    chosen = choose_record(records, artists, title, album, length_s)
     if chosen and (chosen.synced_lyrics or chosen.instrumental):
         return chosen
-    records += [LyricsRecord.from_json(record) for record in lrclib.search(title, artist)]
-    return choose_record(records, artist, title, album, length_s)
+    # Search matches the artist's words anywhere in the record's artist: the main artist alone finds
+    # records stored under every credited artist as well as under the main one.
+    records += [LyricsRecord.from_json(record) for record in lrclib.search(title, artists[0])]
+    return choose_record(records, artists, title, album, length_s)
 
 
 def lyrics_for_track(row: dict, lrclib: LrclibClient, folders: LibraryFolders,

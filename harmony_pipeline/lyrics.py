@@ -1,7 +1,8 @@
 """Lyrics: choose an LRCLIB record for a track and render the `.lrc` sidecar.
 
 Matching mirrors LRCLIB's own `/api/get` rule (api-contracts.md §3.1): artist and title equal after
-normalisation, duration within ±2 s. Synced lyrics go to a `.lrc` file next to the audio; plain
+normalisation, duration within ±2 s; a track with several artists matches a record stored under all
+of them or under any one of them. Synced lyrics go to a `.lrc` file next to the audio; plain
 lyrics go into the audio tag only; an instrumental record means "no lyrics, and that is known".
 
 All times are integer milliseconds internally and `length_s` is in seconds, spelled out in the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -76,20 +78,28 @@ def normalise(text: str) -> str:
     return " ".join(spaced.split())
 
 
+def artist_forms(artists: str | Sequence[str]) -> list[str]:
+    """The names a record of the track may be stored under: every credited artist joined with ", "
+    (what a Spotify-based uploader submits), then each credited artist alone (the main one first)."""
+    names = [artists] if isinstance(artists, str) else [name for name in artists if name]
+    return list(dict.fromkeys([", ".join(names), *names])) if names else []
+
+
 def choose_record(
-    records: list[LyricsRecord], artist: str, title: str, album: str | None, duration_s: float | None
+    records: list[LyricsRecord], artists: str | Sequence[str], title: str, album: str | None,
+    duration_s: float | None,
 ) -> LyricsRecord | None:
     """The best record for the track, or None.
 
-    A record qualifies when artist and title match after normalisation and, if the track's duration
-    is known, its duration is within ±2 s. Among those: synced before plain before instrumental,
-    then the same album, then the closest duration.
+    A record qualifies when its title matches and its artist matches one of `artist_forms(artists)`,
+    after normalisation, and, if the track's duration is known, its duration is within ±2 s. Among
+    those: synced before plain before instrumental, then the same album, then the closest duration.
     """
-    wanted_artist, wanted_title = normalise(artist), normalise(title)
+    wanted_artists, wanted_title = {normalise(name) for name in artist_forms(artists)}, normalise(title)
     wanted_album = normalise(album) if album else None
 
     def qualifies(record: LyricsRecord) -> bool:
-        if normalise(record.artist_name) != wanted_artist or normalise(record.track_name) != wanted_title:
+        if normalise(record.artist_name) not in wanted_artists or normalise(record.track_name) != wanted_title:
             return False
         if not (record.synced_lyrics or record.plain_lyrics or record.instrumental):
             return False

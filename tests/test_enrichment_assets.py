@@ -418,3 +418,27 @@ def test_a_spotify_rate_limit_is_respected_for_the_rest_of_the_run(sandbox, libr
     run_enrichment(library, (track_metadata,))
     metadata = table(settings, "track_metadata")
     assert {metadata[f"isrc:{t.isrc}"]["status"] for t in tracks.values()} == {"tagged"}
+
+
+def test_lyrics_of_a_track_with_several_artists_stored_under_its_main_artist(sandbox, library, monkeypatch):
+    settings, catalog = library["settings"], library["catalog"]
+    track = next(t for t in catalog.tracks.values() if len(t.artist_ids) > 1 and t.lyrics
+                 and t.lyrics.kind == "synced" and t.album_id not in {c.album_id for c in library["tracks"].values()})
+    relative = f"{track.album_id}/{track.track_number:02d} - several artists.flac"
+    path = write_track_audio(settings.library_dir / relative, track.duration_ms / 1000)
+    library_row, wanted_row = library_rows(catalog, track, relative)
+    with storage.connect(settings.duckdb_path) as conn:
+        storage.upsert(conn, "library_tracks", [library_row], key=["wanted_key"])
+        storage.upsert(conn, "wanted_tracks", [wanted_row], key=["wanted_key"])
+    # LRCLIB keeps this record under the main artist only, as uploaders other than Spotify-based ones do.
+    emulator = sandbox.emulator("lrclib")
+    record_of = emulator._record
+    main_artist = catalog.artists[track.artist_ids[0]].name
+    monkeypatch.setattr(emulator, "_record", lambda t: {**record_of(t), "artistName": main_artist}
+                        if t.lyrics.lrclib_id == track.lyrics.lrclib_id else record_of(t))
+
+    run_enrichment(library, (track_lyrics,))
+
+    row = table(settings, "track_lyrics")[library_row["wanted_key"]]
+    assert (row["status"], row["lrclib_id"]) == ("synced", track.lyrics.lrclib_id)
+    assert lrc_sidecar_path(path).read_text(encoding="utf-8") == expected_lrc(catalog, track, row["duration_s"])

@@ -7,6 +7,7 @@ import pytest
 from harmony_pipeline.lyrics import (
     LyricsKind,
     LyricsRecord,
+    artist_forms,
     choose_record,
     lrc_sidecar_path,
     lyrics_outcome,
@@ -121,6 +122,23 @@ def test_names_match_after_lrclib_normalisation_only() -> None:
     assert choose_record([record], "Beyoncé", "Don’t Stop (Me) Now", None, 200.0) == record
     assert choose_record([record], "Other Artist", "Dont stop me now", None, 200.0) is None
     assert choose_record([record], "Beyoncé", "Don't Stop (Me) Now (Live)", None, 200.0) is None
+
+
+def test_several_artists_match_a_record_under_all_of_them_or_any_one() -> None:
+    credited = ["Beyoncé", "Kendrick Lamar"]
+    under = {name: LyricsRecord.from_json(_record(artistName=name, trackName="Freedom", duration=290.0))
+             for name in ("Beyonce", "Beyoncé, Kendrick Lamar", "Kendrick Lamar", "Beyoncé & Kendrick Lamar",
+                          "Beyoncé feat. Kendrick Lamar", "Jay-Z")}
+
+    assert artist_forms(credited) == ["Beyoncé, Kendrick Lamar", "Beyoncé", "Kendrick Lamar"]
+    assert artist_forms("Beyoncé") == ["Beyoncé"]
+    # "&" and "," are both punctuation to LRCLIB's normalisation: the same joined form.
+    for name in ("Beyonce", "Beyoncé, Kendrick Lamar", "Kendrick Lamar", "Beyoncé & Kendrick Lamar"):
+        assert choose_record([under[name]], credited, "Freedom", None, 290.0) == under[name], name
+    others = [under["Beyoncé feat. Kendrick Lamar"], under["Jay-Z"]]
+    assert choose_record(others, credited, "Freedom", None, 290.0) is None
+    # A single artist still needs the record's artist to be that artist.
+    assert choose_record([under["Beyoncé, Kendrick Lamar"]], "Beyoncé", "Freedom", None, 290.0) is None
 
 
 def test_synced_outcome_renders_lrc_and_keeps_plain_text_for_the_tag(tmp_path: Path) -> None:
