@@ -627,7 +627,7 @@ def lyrics_for_track(row: dict, lrclib: LrclibClient, folders: LibraryFolders,
         if outcome.kind == LyricsKind.SYNCED:
             sidecar = write_lrc_sidecar(path, outcome.lrc_text)
             result["lrc_path"] = sidecar.relative_to(folders.library).as_posix()
-        elif outcome.kind == LyricsKind.PLAIN:
+        if outcome.plain_text:  # USLT / LYRICS / ©lyr, for players that do not read a .lrc (synced too)
             write_tags(path, TrackTags(plain_lyrics=outcome.plain_text))
     except (TaggingError, ServiceError, OSError) as error:
         return {**result, "status": "failed", "reason": str(error), "next_attempt_at": now + FAILURE_COOLDOWN}, None

@@ -254,14 +254,14 @@ def test_enrichment_writes_tags_artwork_and_lyrics_then_asks_nothing_again(sandb
     preview = result.asset_materializations_for_node("track_artwork")[0].metadata["preview"].value
     assert "](data:image/jpeg;base64," in preview
 
-    # --- lyrics: exact .lrc, plain in the tag, instrumental and missing recorded -------------------
+    # --- lyrics: exact .lrc (and its plain text in the tag), plain in the tag, instrumental and missing recorded
     lyrics = table(settings, "track_lyrics")
     status = {suffix: lyrics[f"isrc:{track.isrc}"] for suffix, track in tracks.items()}
     for suffix in (".mp3", ".m4a"):
         assert status[suffix]["status"] == "synced"
         text = lrc_sidecar_path(files[suffix]).read_text(encoding="utf-8")
         assert text == expected_lrc(catalog, tracks[suffix], status[suffix]["duration_s"])
-        assert read_tags(files[suffix]).plain_lyrics is None
+        assert read_tags(files[suffix]).plain_lyrics == tracks[suffix].lyrics.plain
     assert status[".flac"]["status"] == "plain"
     assert read_tags(files[".flac"]).plain_lyrics == tracks[".flac"].lyrics.plain
     assert status[".ogg"]["status"] == "instrumental" and status[".ogg"]["next_attempt_at"] is None
