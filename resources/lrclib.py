@@ -7,11 +7,17 @@ not filter by duration. Every answer, misses (404) included, goes through the re
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dagster import ConfigurableResource
 
 from harmony_pipeline.http_cache import USER_AGENT, CachedJsonClient, HttpCache, retrying_session
 
 MIN_DURATION_S, MAX_DURATION_S = 1, 3600  # LRCLIB answers 400 outside this range
+# Every answer, with or without records, is kept less than the 7-day lyrics miss cool-down
+# (assets/enrichment.py MISS_COOLDOWN): a track retried after a miss asks LRCLIB afresh instead of
+# re-reading a search answer (records, none of them fitting) cached by the run that missed.
+ANSWER_TTL = timedelta(days=6)
 
 
 def _signature(track_name: str, artist_name: str, album_name: str | None, duration_s: float | None) -> dict:
@@ -52,4 +58,4 @@ class LrclibResource(ConfigurableResource):
 
     def get_client(self, cache: HttpCache | None = None) -> LrclibClient:
         return LrclibClient(self.url, retrying_session(user_agent=self.user_agent), cache,
-                            timeout=self.timeout_seconds)
+                            timeout=self.timeout_seconds, hit_ttl=ANSWER_TTL, miss_ttl=ANSWER_TTL)

@@ -13,7 +13,7 @@ import soundfile
 from dagster import DagsterInstance, build_schedule_context, materialize
 
 import assets.enrichment as enrichment
-from assets.enrichment import FAILURE_COOLDOWN, track_artwork, track_lyrics, track_metadata, wiring
+from assets.enrichment import FAILURE_COOLDOWN, MISS_COOLDOWN, track_artwork, track_lyrics, track_metadata, wiring
 from harmony_pipeline import storage
 from harmony_pipeline.artwork import embed_cover, existing_cover, measure_image
 from harmony_pipeline.definitions import build_resources
@@ -296,34 +296,47 @@ def test_enrichment_writes_tags_artwork_and_lyrics_then_asks_nothing_again(sandb
           f"re-enrichment with emptied tables {from_cache_requests / enriched:.1f}; first run by service {per_service}")
 
 
-def test_lyrics_miss_is_retried_by_the_nightly_schedule_after_its_cool_down(sandbox, library):
-    settings, tracks = library["settings"], library["tracks"]
+def test_lyrics_misses_are_retried_by_the_nightly_schedule_after_their_cool_down(sandbox, library, clock):
+    settings, catalog, tracks = library["settings"], library["catalog"], library["tracks"]
+    with storage.connect(settings.duckdb_path) as conn:  # this test is about misses, not failures
+        conn.execute("DELETE FROM library_tracks WHERE wanted_key = ?", [library["corrupt_key"]])
+    # A longer edit than the one LRCLIB knows: its search finds the record, whose duration does not fit.
+    longer = next(t for t in catalog.tracks.values() if t.lyrics and t.lyrics.kind == "synced"
+                  and t.album_id not in {c.album_id for c in tracks.values()})
+    relative = f"{longer.album_id}/{longer.track_number:02d} - extended.mp3"
+    write_track_audio(settings.library_dir / relative, longer.duration_ms / 1000 + 10)
+    with storage.connect(settings.duckdb_path) as conn:
+        library_row, wanted_row = library_rows(catalog, longer, relative)
+        storage.upsert(conn, "library_tracks", [library_row], key=["wanted_key"])
+        storage.upsert(conn, "wanted_tracks", [wanted_row], key=["wanted_key"])
     run_enrichment(library)
+    misses = {f"isrc:{tracks['.opus'].isrc}": tracks[".opus"].name, library_row["wanted_key"]: longer.name}
+    lyrics = table(settings, "track_lyrics")
+    assert {lyrics[key]["status"] for key in misses} == {"missing"}
     schedule = build_enrichment_schedule([track_metadata, track_artwork, track_lyrics], Workers(False))
     database = library["resources"]["database"]
 
     def tick():
-        context = build_schedule_context(resources={"database": database}, scheduled_execution_time=storage.utcnow())
+        context = build_schedule_context(resources={"database": database}, scheduled_execution_time=clock())
         return schedule.evaluate_tick(context)
 
     assert tick().skip_message
+    clock.offset = MISS_COOLDOWN - timedelta(hours=1)
+    assert tick().skip_message
 
-    # A week later: the miss's cool-down and its cached 404s have both run out.
-    missing_key = f"isrc:{tracks['.opus'].isrc}"
-    past = storage.utcnow() - timedelta(seconds=1)
-    with storage.connect(settings.duckdb_path) as conn:
-        conn.execute("UPDATE track_lyrics SET next_attempt_at = ? WHERE wanted_key = ?", [past, missing_key])
-        conn.execute("UPDATE http_cache SET expires_at = ? WHERE service = 'lrclib' "
-                     "AND (status = 404 OR body = '[]')", [past])
-    assert [request.tags["harmony/trigger"] for request in tick().run_requests] == ["track_lyrics=1"]
-
+    # A week later the misses' cool-down has passed, and so has every LRCLIB answer cached for them.
+    clock.offset = MISS_COOLDOWN + timedelta(minutes=1)
+    assert [request.tags["harmony/trigger"] for request in tick().run_requests] == ["track_lyrics=2"]
     clear_logs(sandbox)
     run_enrichment(library)
-    asked = [entry.path for entry in sandbox.emulator("lrclib").requests()]
-    assert asked == ["/api/get-cached", "/api/get", "/api/search"]
-    row = table(settings, "track_lyrics")[missing_key]
-    assert row["status"] == "missing" and row["next_attempt_at"] > storage.utcnow() + timedelta(days=6)
-    assert external_requests(sandbox) == len(asked)  # nothing else was due
+    asked = [(entry.query["track_name"], entry.path) for entry in sandbox.emulator("lrclib").requests()]
+    for title in misses.values():
+        assert [path for name, path in asked if name == title] == ["/api/get-cached", "/api/get", "/api/search"]
+    lyrics = table(settings, "track_lyrics")
+    for key in misses:
+        assert lyrics[key]["status"] == "missing"
+        assert lyrics[key]["next_attempt_at"] > clock() + MISS_COOLDOWN - timedelta(minutes=1)
+    assert external_requests(sandbox) == len(asked) == 6  # nothing else was due
 
 
 def test_artwork_and_lyrics_assets_follow_their_flags(sandbox, harmony_env, monkeypatch):
