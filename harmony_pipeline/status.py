@@ -4,10 +4,11 @@ Workers are the sensors and schedules of the code location. The full list comes 
 definitions with every ENABLE_* flag on, so a worker a flag leaves out is still listed, as
 "unavailable". The other states come from the Dagster instance under DAGSTER_HOME (the one the daemon
 writes): "stopped" when its stored or default status is STOPPED, "running" when it is on and ticked
-within twice its interval, "stale" when it is on but has not (the daemon is down), and "unknown" when
-DAGSTER_HOME is not set. Queue sizes and activity are read from DuckDB, read-only.
+within twice its interval, "stale" when it is on but has not (the daemon is down). Without DAGSTER_HOME
+no tick can be read: each worker shows its code default, "stopped" or (on, never seen ticking) "stale",
+with no last tick. Queue sizes and activity are read from DuckDB, read-only.
 
-Exit codes: 0 healthy, 1 when something needs attention (stale or unknown workers, dead letters),
+Exit codes: 0 healthy, 1 when something needs attention (stale workers, DAGSTER_HOME unset, dead letters),
 2 on error (bad configuration, unreadable DuckDB or Dagster instance). docs/status-json.md documents
 the JSON object.
 """
@@ -62,7 +63,7 @@ class WorkerDefinition:
 class WorkerStatus:
     name: str
     kind: str
-    state: str  # running | stopped | stale | unavailable | unknown
+    state: str  # running | stopped | stale | unavailable
     last_tick: datetime | None
     interval_seconds: int
     note: str = ""
@@ -80,13 +81,15 @@ class StatusReport:
     @property
     def problems(self) -> list[str]:
         """One line per thing that needs the user's attention (these make the exit code 1)."""
-        found = [f"worker {w.name} is stale: "
-                 + (f"last tick {_iso(w.last_tick)}" if w.last_tick else "it never ticked")
-                 + f" (interval {w.interval_seconds} s); is the Dagster daemon running?"
-                 for w in self.workers if w.state == "stale"]
-        if any(w.state == "unknown" for w in self.workers):
-            found.append("DAGSTER_HOME is not set: worker states and materializations are unknown "
-                         "(set it to the folder `dagster dev` / `dagster-daemon run` use)")
+        if self.dagster_home is None:
+            found = ["DAGSTER_HOME is not set: no tick or materialization can be read, so workers show their "
+                     "code default (on = stale, with no last tick); set it to the folder `dagster dev` / "
+                     "`dagster-daemon run` use"]
+        else:
+            found = [f"worker {w.name} is stale: "
+                     + (f"last tick {_iso(w.last_tick)}" if w.last_tick else "it never ticked")
+                     + f" (interval {w.interval_seconds} s); is the Dagster daemon running?"
+                     for w in self.workers if w.state == "stale"]
         if self.queues.get("dead_letter"):
             found.append(f"{self.queues['dead_letter']} download(s) dead-lettered: "
                          "see `harmony dead-letter list`")
@@ -241,8 +244,9 @@ def collect_workers(definitions: Iterable[WorkerDefinition], instance: DagsterIn
         last_tick = seen.last_tick if seen else None
         if not definition.loaded:
             state, note = "unavailable", definition.unavailable_reason
-        elif instance is None:
-            state, note = "unknown", ""
+        elif instance is None:  # no instance to read: the code default, as if no daemon ever ticked
+            state = worker_state(definition, None, now)[0]
+            note = "code default (DAGSTER_HOME not set)"
         else:
             state, note = worker_state(definition, seen, now)
         workers.append(WorkerStatus(definition.name, definition.kind, state, last_tick,
@@ -322,8 +326,7 @@ def open_instance() -> DagsterInstance | None:
 
 
 # --- command line ---------------------------------------------------------------------------------
-STATE_STYLES = {"running": "green", "stopped": "yellow", "stale": "bold red", "unavailable": "dim",
-                "unknown": "magenta"}
+STATE_STYLES = {"running": "green", "stopped": "yellow", "stale": "bold red", "unavailable": "dim"}
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:

@@ -35,7 +35,7 @@ from harmony_pipeline.settings import load_settings
 from harmony_pipeline.status import collect_status
 
 REPO = Path(__file__).resolve().parent.parent
-WORKER_STATES = {"running", "stopped", "stale", "unavailable", "unknown"}
+WORKER_STATES = {"running", "stopped", "stale", "unavailable"}  # design.md §4b: exactly these four
 
 
 @pytest.fixture
@@ -224,13 +224,19 @@ def test_healthy_exit_zero_when_workers_are_stopped_and_nothing_dead(data_env, i
     assert "Workers" in out and "stopped" in out and "Queues" in out
 
 
-def test_without_dagster_home_workers_are_unknown(data_env, capsys):
+@pytest.mark.parametrize(("disabled", "default_state"), [("", "stale"), ("1", "stopped")])
+def test_without_dagster_home_workers_show_their_code_default(data_env, capsys, monkeypatch, disabled,
+                                                               default_state):
+    monkeypatch.setenv("HARMONY_DISABLE_WORKERS", disabled)
     code, out, err = _run_status(capsys, "--json")
     report = json.loads(out)
+    assert {v["state"] for v in report["workers"].values()} <= WORKER_STATES
     loaded = {w for w, v in report["workers"].items() if v["state"] != "unavailable"}
-    assert loaded and {report["workers"][w]["state"] for w in loaded} == {"unknown"}
+    assert loaded and {report["workers"][w]["state"] for w in loaded} == {default_state}
+    assert {v["last_tick"] for v in report["workers"].values()} == {None}
     assert set(report["assets"].values()) == {None}
     assert code == 1 and "DAGSTER_HOME is not set" in err
+    assert "is the Dagster daemon running" not in err  # no daemon can be judged without an instance
 
 
 def test_errors_exit_two(data_env, dagster_home, capsys, monkeypatch, tmp_path):
