@@ -22,7 +22,7 @@ from harmony_pipeline.sandbox.catalog import Album, Artist, Catalog
 from harmony_pipeline.settings import load_settings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-ACQUISITION = ["soulseek_matches", "downloads", "library_tracks"]
+WATCHLIST_JOB = ["artist_releases", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"]
 
 
 # --- rules -------------------------------------------------------------------------------------------
@@ -134,18 +134,17 @@ def _tick(instance):
     return sensor.evaluate_tick(context)
 
 
-def _has_slskd(sandbox) -> bool:
-    return "slskd" in sandbox.servers
-
-
-def _run(sandbox, instance, run_request, *, acquire: bool = False):
-    """The requested watchlist run: releases, wanted tracks and, with `acquire` and the slskd emulator,
-    search, download and import."""
+def _run(instance, run_request, *, acquire: bool = True):
+    """The requested run with the watchlist job's own selection (releases, wanted tracks, then search,
+    download and import); without `acquire` only up to wanted tracks, for tests about demand."""
     wiring = collect_wiring(load_settings())
-    selection = ["artist_releases", "wanted_tracks"] + (ACQUISITION if acquire and _has_slskd(sandbox) else [])
+    job = next(j for j in wiring.jobs if j.name == "watchlist_job")
+    selection = job.selection if acquire else ["artist_releases", "wanted_tracks"]
     result = materialize(wiring.assets, resources=wiring.resources, instance=instance, selection=selection,
                          run_config=run_request.run_config, tags=run_request.tags)
     assert result.success
+    if acquire:
+        assert [node for node in WATCHLIST_JOB if result.asset_materializations_for_node(node)] == WATCHLIST_JOB
     return result
 
 
@@ -165,11 +164,11 @@ def _published(catalog: Catalog, artist: Artist) -> list[str]:
     return [album_id for album_id in artist.album_ids if album_id in catalog.albums]
 
 
-def _baseline(sandbox, instance, artist_id: str, *extra: str):
+def _baseline(sandbox, instance, artist_id: str, *extra: str, acquire: bool = True):
     assert _watch("add", f"spotify:artist:{artist_id}", *extra) == 0
     tick = _tick(instance)
     assert len(tick.run_requests) == 1
-    _run(sandbox, instance, tick.run_requests[0])
+    _run(instance, tick.run_requests[0], acquire=acquire)
 
 
 # --- harmony watch -----------------------------------------------------------------------------------
@@ -206,10 +205,10 @@ def test_watch_add_list_set_remove_with_reasons(sandbox, env, instance, monkeypa
 def test_artist_taken_out_of_the_env_watchlist_stops_being_acquired(sandbox, upcoming, env, instance, monkeypatch):
     artist, album = upcoming.artist, upcoming.album
     monkeypatch.setenv("HARMONY_WATCHLIST", f"spotify:artist:{artist.id}")
-    _run(sandbox, instance, _tick(instance).run_requests[0])  # baseline
+    _run(instance, _tick(instance).run_requests[0], acquire=False)  # baseline
     upcoming.release()
     _make_due(artist.id)
-    _run(sandbox, instance, _tick(instance).run_requests[0])
+    _run(instance, _tick(instance).run_requests[0], acquire=False)
     album_isrcs = {t.isrc for t in sandbox.catalog.album_tracks(album)}
     assert {r[0] for r in _rows("SELECT isrc FROM wanted_tracks WHERE state = 'wanted'")} == album_isrcs
 
@@ -233,9 +232,10 @@ def test_watchlist_artists_asset_names_env_artists(sandbox, env, instance, monke
 # --- new_release_sensor ------------------------------------------------------------------------------
 def test_adding_an_artist_records_its_discography_and_acquires_nothing(sandbox, env, instance):
     artist = _pick_artist(sandbox.catalog)
-    slskd_log_before = len(sandbox.emulator("slskd").requests()) if _has_slskd(sandbox) else 0
+    slskd = sandbox.emulator("slskd")
+    slskd.clear_requests()
 
-    _baseline(sandbox, instance, artist.id)
+    _baseline(sandbox, instance, artist.id)  # the whole watchlist job, acquisition included
 
     releases = _rows("SELECT album_id, is_new, acquire FROM artist_releases WHERE artist_id = ?", [artist.id])
     assert sorted(releases) == sorted((album_id, False, False) for album_id in _published(sandbox.catalog, artist))
@@ -243,8 +243,7 @@ def test_adding_an_artist_records_its_discography_and_acquires_nothing(sandbox, 
     assert _rows("SELECT count(*) FROM wanted_tracks") == [(0,)]
     assert _rows("SELECT baseline_at IS NOT NULL, next_due_at > now() FROM watchlist_artists") == [(True, True)]
     assert _rows("SELECT count(*) FROM activity_events WHERE type = 'new_release_detected'") == [(0,)]
-    if _has_slskd(sandbox):
-        assert len(sandbox.emulator("slskd").requests()) == slskd_log_before
+    assert [r.path for r in slskd.requests() if r.method == "POST"] == []  # no search, no enqueued download
     assert _tick(instance).run_requests == []  # not due again before the interval
 
 
@@ -255,8 +254,7 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     _make_due(artist.id)
     spotify = sandbox.emulator("spotify")
     spotify.clear_requests()
-    if _has_slskd(sandbox):
-        sandbox.emulator("slskd").clear_requests()
+    sandbox.emulator("slskd").clear_requests()
 
     tick = _tick(instance)
     sensor_requests = _spotify_api(sandbox)
@@ -267,7 +265,7 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     assert run_config == {"artist_ids": [artist.id], "new_release_ids": {artist.id: [album.id]}}
 
     spotify.clear_requests()
-    result = _run(sandbox, instance, tick.run_requests[0], acquire=True)
+    result = _run(instance, tick.run_requests[0])
     run_requests = _spotify_api(sandbox)
     assert not [r for r in run_requests if r.path.endswith("/albums")]  # the run does not list them again
     releases_requests = result.asset_materializations_for_node("artist_releases")[0].metadata["spotify_requests"].value
@@ -283,27 +281,25 @@ def test_new_album_is_detected_by_one_tick_and_its_tracks_acquired(sandbox, upco
     assert sum(1 for r in run_requests if r.path.startswith("/v1/tracks/")) == len(expected)  # one per track
     assert not any("ids" in r.query for r in run_requests)  # no batch endpoints
 
-    slskd_requests = []
-    if _has_slskd(sandbox):
-        slskd_requests = sandbox.emulator("slskd").requests()
-        library = Path(load_settings().library_dir)
-        states = dict(_rows("SELECT w.spotify_track_id, w.state FROM wanted_tracks w"))
-        imported = dict(_rows("SELECT w.spotify_track_id, l.path FROM library_tracks l JOIN wanted_tracks w "
-                              "USING (wanted_key)"))
-        network = sandbox.emulator("slskd").peers
-        findable = {t.id for t in sandbox.catalog.album_tracks(album) if network.scenario(t.id) == "normal"}
-        assert imported and set(imported) <= findable
-        for track_id, relative in imported.items():
-            assert states[track_id] == "in_library" and mutagen.File(library / relative) is not None
-        # Tracks not found stay wanted (and demanded), so the acquisition retry rules keep trying them.
-        for track_id in set(states) - set(imported):
-            assert states[track_id] == "wanted"
-        assert _rows("SELECT bool_and(acquire) FROM artist_release_tracks") == [(True,)]
+    slskd_requests = sandbox.emulator("slskd").requests()
+    library = Path(load_settings().library_dir)
+    states = dict(_rows("SELECT w.spotify_track_id, w.state FROM wanted_tracks w"))
+    imported = dict(_rows("SELECT w.spotify_track_id, l.path FROM library_tracks l JOIN wanted_tracks w "
+                          "USING (wanted_key)"))
+    network = sandbox.emulator("slskd").peers
+    findable = {t.id for t in sandbox.catalog.album_tracks(album) if network.scenario(t.id) == "normal"}
+    assert imported and set(imported) <= findable
+    for track_id, relative in imported.items():
+        assert states[track_id] == "in_library" and mutagen.File(library / relative) is not None
+    # Tracks not found stay wanted (and demanded), so the acquisition retry rules keep trying them.
+    for track_id in set(states) - set(imported):
+        assert states[track_id] == "wanted"
+    assert _rows("SELECT bool_and(acquire) FROM artist_release_tracks") == [(True,)]
     print(f"\nnew album of {len(expected)} tracks: sensor tick {len(sensor_requests)} Spotify request; run "
           f"{len(run_requests)} Spotify requests "
           f"({', '.join(f'{k} {v}' for k, v in _by_endpoint(run_requests).items())}"
           f"), of which artist_releases {releases_requests} and acquisition {len(run_requests) - releases_requests}; "
-          f"slskd {len(slskd_requests) if _has_slskd(sandbox) else 'n/a (no slskd emulator)'} requests "
+          f"slskd {len(slskd_requests)} requests "
           f"({', '.join(f'{k} {v}' for k, v in _by_endpoint(slskd_requests).items())})")
 
     # Asked again, nothing is fetched twice: the album is known and its tracks are read.
@@ -336,14 +332,14 @@ def test_a_failed_or_rate_limited_run_does_not_hide_a_new_release_for_an_interva
     _make_due(artist.id)
     tick = _tick(instance)
     sandbox.emulator("spotify").add_fault(Fault("/v1/tracks/", status=429, retry_after=3600))
-    _run(sandbox, instance, tick.run_requests[0])
+    _run(instance, tick.run_requests[0], acquire=False)
     assert _rows("SELECT tracks_read_at IS NULL FROM artist_releases WHERE album_id = ?", [album.id]) == [(True,)]
     assert 3500 < _due_in_seconds(artist.id) <= 3600
     assert _detected_events() == 1
 
     sandbox.emulator("spotify").clear_faults()
     _make_due(artist.id)
-    _run(sandbox, instance, _tick(instance).run_requests[0])
+    _run(instance, _tick(instance).run_requests[0], acquire=False)
     expected = {t.isrc for t in sandbox.catalog.album_tracks(album)}
     assert {r[0] for r in _rows("SELECT isrc FROM wanted_tracks WHERE state = 'wanted'")} == expected
     assert _detected_events() == 1
@@ -368,7 +364,7 @@ def test_unchanged_artist_costs_one_albums_request_and_a_paused_one_none(sandbox
     artists = [a for a in sandbox.catalog.artists.values() if a.album_ids][:2]
     for artist in artists:
         assert _watch("add", artist.id) == 0
-    _run(sandbox, instance, _tick(instance).run_requests[0])  # both baselines in one run
+    _run(instance, _tick(instance).run_requests[0])  # both baselines in one run
     unchanged, paused = artists
     assert _watch("set", paused.id, "--pause") == 0
     sandbox.catalog.add_album(paused.id, name="Unheard While Paused")
@@ -409,7 +405,7 @@ def test_unchanged_artist_with_a_long_discography_costs_one_request_and_a_new_si
     assert len(_spotify_api(sandbox)) == 2
     assert tick.run_requests[0].run_config["ops"]["artist_releases"]["config"]["new_release_ids"] == {
         artist.id: [single.id]}
-    _run(sandbox, instance, tick.run_requests[0])
+    _run(instance, tick.run_requests[0], acquire=False)
     assert _rows("SELECT is_new, acquire FROM artist_releases WHERE album_id = ?", [single.id]) == [(True, True)]
     assert _rows("SELECT release_count FROM watchlist_artists") == [(len(_published(sandbox.catalog, artist)),)]
 
@@ -419,7 +415,7 @@ def test_album_and_track_answers_are_cached_for_a_week_and_a_month(sandbox, upco
     _baseline(sandbox, instance, artist.id)
     upcoming.release()
     _make_due(artist.id)
-    _run(sandbox, instance, _tick(instance).run_requests[0])
+    _run(instance, _tick(instance).run_requests[0], acquire=False)
     lifetimes = dict(_rows("SELECT service, max(epoch(expires_at - fetched_at)) / 86400 FROM http_cache "
                            "WHERE service LIKE 'spotify_%' GROUP BY service"))
     assert lifetimes == {"spotify_album_with_tracks": 7, "spotify_track": 30}
@@ -440,7 +436,7 @@ def test_album_and_track_answers_are_cached_for_a_week_and_a_month(sandbox, upco
 
 def test_with_discography_acquires_the_back_catalogue(sandbox, env, instance):
     artist = _pick_artist(sandbox.catalog)
-    _baseline(sandbox, instance, artist.id, "--with-discography")
+    _baseline(sandbox, instance, artist.id, "--with-discography", acquire=False)
 
     releases = _rows("SELECT album_id, is_new, acquire FROM artist_releases")
     published = _published(sandbox.catalog, artist)
