@@ -1,8 +1,9 @@
 """Download attempts of one wanted track: which candidate comes next, what a failure leads to.
 
 Every attempt counts (the first included). After a failed attempt the next one waits
-RETRY_BASE_SECONDS × 2^min(attempt, 6) × U(1−j, 1+j) and uses the next best candidate not yet tried;
-when RETRY_MAX_ATTEMPTS is reached, or no candidate is left, the track is dead-lettered with its history.
+RETRY_BASE_SECONDS × 2^min(attempt, 6) × U(1−j, 1+j) and uses the next best candidate not yet tried
+(when every known candidate was tried, Soulseek is searched again first); when RETRY_MAX_ATTEMPTS is
+reached, or a new search finds no candidate left to try, the track is dead-lettered with its history.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class FailureOutcome:
     state: str  # "retry" | "dead_letter"
     next_attempt_at: datetime | None
     reason: str
+    search_again: bool = False  # every known candidate was tried: look for new ones before retrying
 
 
 def tried_candidates(history: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -58,9 +60,10 @@ def after_failure(
     """What follows a failed attempt: a retry at a backoff time, or the dead-letter state."""
     if attempts_exhausted(attempts, rules.max_attempts):
         return FailureOutcome("dead_letter", None, f"{attempts} attempts made (RETRY_MAX_ATTEMPTS)")
-    if not candidates_left:
-        return FailureOutcome("dead_letter", None, f"no candidate left after {attempts} attempts")
     delay = retry_delay_seconds(attempts, rules.base_seconds, rules.jitter, rng)
+    if not candidates_left:
+        return FailureOutcome("retry", now + timedelta(seconds=delay),
+                              f"every candidate tried: searching again, retry in {delay:.0f}s", search_again=True)
     return FailureOutcome("retry", now + timedelta(seconds=delay), f"retry in {delay:.0f}s")
 
 

@@ -47,6 +47,7 @@ class Transfer:
     bytes_transferred: int | None
     percent_complete: float | None
     exception: str | None
+    requested_at: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -98,7 +99,6 @@ class SlskdClient:
         self.session = _session(api_key)
         self.timeout = timeout
         self.sleep = sleep
-        self.searches_created = 0
         self.seconds_spent = 0.0  # wall time inside slskd requests, for materialization metadata
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -125,8 +125,8 @@ class SlskdClient:
         response = self._request("POST", "/searches", json=body)
         if response.status_code not in (200, 201):
             raise SlskdError(f"search {text!r} not created: {error_text(response)}", response.status_code)
-        self.searches_created += 1
         deadline = time.monotonic() + (max_wait_seconds or timeout_ms / 1000 * 4 + 30)
+        stopped = False
         try:
             while True:
                 state = self._request("GET", f"/searches/{search_id}", params={"includeResponses": "false"})
@@ -135,8 +135,10 @@ class SlskdClient:
                 if state.json().get("isComplete") or TERMINAL_FLAG in states(state.json().get("state")):
                     break
                 if time.monotonic() > deadline:
+                    if stopped:
+                        raise SlskdError(f"search {text!r} did not complete, even after being stopped")
                     self._request("PUT", f"/searches/{search_id}")  # stop it; its responses are kept
-                    deadline = time.monotonic() + 10
+                    stopped, deadline = True, time.monotonic() + 10
                 self.sleep(poll_seconds)
             responses = self._request("GET", f"/searches/{search_id}/responses")
             if responses.status_code != 200:
@@ -160,11 +162,6 @@ class SlskdClient:
         if response.status_code != 200:
             raise SlskdError(f"transfer list: {error_text(response)}", response.status_code)
         return list(_flatten_transfers(response.json() or []))
-
-    def find_transfer(self, username: str, filename: str) -> Transfer | None:
-        """The newest transfer of this (username, remote filename)."""
-        matches = [t for t in self.transfers() if t.username == username and t.filename == filename]
-        return matches[-1] if matches else None
 
     def cancel(self, username: str, transfer_id: str, remove: bool = False) -> None:
         self._request("DELETE", f"/transfers/downloads/{quote(username, safe='')}/{transfer_id}",
@@ -206,6 +203,7 @@ def _flatten_transfers(users: list[dict]) -> Iterator[Transfer]:
                     bytes_transferred=item.get("bytesTransferred"),
                     percent_complete=item.get("percentComplete"),
                     exception=item.get("exception"),
+                    requested_at=item.get("requestedAt"),
                 )
 
 

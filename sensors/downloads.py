@@ -14,6 +14,7 @@ from dagster import (
 )
 
 from harmony_pipeline import storage
+from harmony_pipeline.download_flow import pending_download_work
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
 from resources.slskd import SlskdError, SlskdResource
@@ -28,13 +29,13 @@ def pending_work(database: HarmonyDatabase, slskd: SlskdResource | None) -> dict
     with database.connect(read_only=True) as conn:
         downloading = conn.execute(
             "SELECT username, filename FROM downloads WHERE state = 'downloading'").fetchall()
+        _, next_due = pending_download_work(conn, now)
         work = {
-            "retries_due": conn.execute(
-                "SELECT count(*) FROM downloads WHERE state = 'retry' AND next_attempt_at <= ?", [now]).fetchone()[0],
+            "retries_due": int(next_due is not None and next_due <= now),
             "to_import": conn.execute("SELECT count(*) FROM downloads WHERE state = 'succeeded'").fetchone()[0],
             "searches_due": conn.execute(
-                "SELECT count(*) FROM soulseek_matches m JOIN wanted_tracks w USING (wanted_key) "
-                "WHERE w.state = 'wanted' AND (m.status = 'deferred' OR "
+                "SELECT count(*) FROM wanted_tracks w LEFT JOIN soulseek_matches m USING (wanted_key) "
+                "WHERE w.state = 'wanted' AND (m.wanted_key IS NULL OR m.status = 'deferred' OR "
                 "(m.status = 'no_match' AND m.retry_search_after <= ?))", [now]).fetchone()[0],
         }
     work["transfers_finished"] = 0

@@ -9,12 +9,13 @@ for mutagen to open it as MP4, read its duration and write tags.
 from __future__ import annotations
 
 import io
-import struct
 from pathlib import Path
 
 import numpy as np
 import soundfile
 from PIL import Image
+
+from harmony_pipeline.sandbox.audio import m4a_bytes
 
 SECONDS = 1.0
 _FORMATS = {
@@ -36,77 +37,6 @@ def write_encoded(path: Path, seconds: float = SECONDS) -> Path:
     container, subtype, sample_rate = _FORMATS[path.suffix]
     soundfile.write(path, _tone(sample_rate, seconds), sample_rate, format=container, subtype=subtype)
     return path
-
-
-def _atom(name: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", 8 + len(payload)) + name + payload
-
-
-def _full_atom(name: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
-    return _atom(name, struct.pack(">I", (version << 24) | flags) + payload)
-
-
-def _descriptor(tag: int, payload: bytes) -> bytes:
-    return bytes([tag, len(payload)]) + payload  # every payload here is < 128 bytes
-
-
-def _esds(sample_rate_index: int = 4, channels: int = 1) -> bytes:
-    # AudioSpecificConfig: AAC LC (object type 2), sampling frequency index, channel configuration.
-    config = (2 << 11) | (sample_rate_index << 7) | (channels << 3)
-    decoder_specific = _descriptor(0x05, struct.pack(">H", config))
-    decoder_config = _descriptor(
-        0x04,
-        bytes([0x40, 0x15]) + b"\x00\x00\x00" + struct.pack(">II", 128000, 128000) + decoder_specific,
-    )
-    es_descriptor = _descriptor(0x03, struct.pack(">HB", 1, 0) + decoder_config + _descriptor(0x06, b"\x02"))
-    return _full_atom(b"esds", es_descriptor)
-
-
-def m4a_bytes(seconds: float = SECONDS, sample_rate: int = 44100) -> bytes:
-    """A minimal MPEG-4 audio container that mutagen opens as MP4 with the given duration."""
-    duration = int(seconds * sample_rate)
-    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    mvhd = _full_atom(
-        b"mvhd",
-        struct.pack(">IIII", 0, 0, sample_rate, duration)
-        + struct.pack(">IH", 0x10000, 0x100)
-        + b"\x00" * 10
-        + matrix
-        + b"\x00" * 24
-        + struct.pack(">I", 2),
-    )
-    tkhd = _full_atom(
-        b"tkhd",
-        struct.pack(">IIIII", 0, 0, 1, 0, duration)
-        + b"\x00" * 8
-        + struct.pack(">hhhH", 0, 0, 0x100, 0)
-        + matrix
-        + struct.pack(">II", 0, 0),
-        flags=7,
-    )
-    mdhd = _full_atom(b"mdhd", struct.pack(">IIIIHH", 0, 0, sample_rate, duration, 0x55C4, 0))
-    hdlr = _full_atom(b"hdlr", struct.pack(">I", 0) + b"soun" + b"\x00" * 12 + b"SoundHandler\x00")
-    mp4a = _atom(
-        b"mp4a",
-        b"\x00" * 6
-        + struct.pack(">H", 1)
-        + b"\x00" * 8
-        + struct.pack(">HHHHI", 1, 16, 0, 0, sample_rate << 16)
-        + _esds(),
-    )
-    stbl = _atom(
-        b"stbl",
-        _full_atom(b"stsd", struct.pack(">I", 1) + mp4a)
-        + _full_atom(b"stts", struct.pack(">I", 0))
-        + _full_atom(b"stsc", struct.pack(">I", 0))
-        + _full_atom(b"stsz", struct.pack(">II", 0, 0))
-        + _full_atom(b"stco", struct.pack(">I", 0)),
-    )
-    dinf = _atom(b"dinf", _full_atom(b"dref", struct.pack(">I", 1) + _full_atom(b"url ", b"", flags=1)))
-    minf = _atom(b"minf", _full_atom(b"smhd", struct.pack(">HH", 0, 0)) + dinf + stbl)
-    trak = _atom(b"trak", tkhd + _atom(b"mdia", mdhd + hdlr + minf))
-    ftyp = _atom(b"ftyp", b"M4A " + struct.pack(">I", 0) + b"M4A mp42isom")
-    return ftyp + _atom(b"moov", mvhd + trak) + _atom(b"mdat", b"")
 
 
 def write_m4a(path: Path, seconds: float = SECONDS) -> Path:

@@ -8,7 +8,7 @@ no-match with a reason.
 from __future__ import annotations
 
 import json
-import os
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -66,14 +66,14 @@ def test_playlist_ends_in_library_or_visible_failure(acquisition_sandbox, acquis
     victim = next(m for m in matched if len(json.loads(m["candidates"])) >= 2)
     slskd.script_outcome("Rejected", username=victim["username"], filename=victim["filename"])
 
-    assert materialize_assets(ACQUISITION, instance).success
+    _settle(instance)  # the runs download_transfer_sensor would request (retries, new searches)
 
     library_root = Path(acquisition_env["HARMONY_LIBRARY_DIR"])
     by_isrc = {t.isrc: t for t in tracks}
     library = {row["isrc"]: row for row in _query("SELECT * FROM library_tracks")}
     downloads = {row["wanted_key"]: row for row in _query("SELECT * FROM downloads")}
     matches = {row["wanted_key"]: row for row in _query("SELECT * FROM soulseek_matches")}
-    outcome = {"library": 0, "retry": 0, "dead_letter": 0, "no_match": 0}
+    outcome = {"library": 0, "dead_letter": 0, "no_match": 0}
     for isrc, track in by_isrc.items():
         key = f"isrc:{isrc}"
         if isrc in library:
@@ -86,7 +86,7 @@ def test_playlist_ends_in_library_or_visible_failure(acquisition_sandbox, acquis
             assert path.is_file() and path.resolve().is_relative_to(library_root.resolve())
             assert abs(mutagen.File(path).info.length - track.duration_ms / 1000) <= 3
             outcome["library"] += 1
-        elif key in downloads and downloads[key]["state"] in ("retry", "dead_letter"):
+        elif key in downloads and downloads[key]["state"] == "dead_letter":
             assert downloads[key]["last_error"]
             outcome[downloads[key]["state"]] += 1
         else:
@@ -98,7 +98,7 @@ def test_playlist_ends_in_library_or_visible_failure(acquisition_sandbox, acquis
     history = json.loads(downloads[victim["wanted_key"]]["history"])
     assert history[0]["outcome"] == "Completed, Rejected"
     assert history[-1]["filename"] != victim["filename"]
-    assert downloads[victim["wanted_key"]]["state"] in ("imported", "retry", "dead_letter")
+    assert downloads[victim["wanted_key"]]["state"] in ("imported", "dead_letter")
 
     # Nothing written outside the library, slskd's downloads and the data folder.
     allowed = [library_root, Path(acquisition_env["HARMONY_DATA_DIR"]), tmp_path / "sandbox",
@@ -113,7 +113,7 @@ def test_playlist_ends_in_library_or_visible_failure(acquisition_sandbox, acquis
           f"(without the {unfound} spent on tracks no peer shares: "
           f"{(len(searches) - unfound) / max(outcome['library'], 1):.2f})")
 
-    # A second materialization changes nothing and duplicates nothing.
+    # Once settled, another materialization changes nothing and duplicates nothing.
     before_files = _files_under(library_root)
     before_rows = _query("SELECT wanted_key, path FROM library_tracks ORDER BY wanted_key")
     slskd.clear_requests()
@@ -123,23 +123,47 @@ def test_playlist_ends_in_library_or_visible_failure(acquisition_sandbox, acquis
     assert not [r for r in slskd.requests() if r.method == "POST" and "searches" in r.path]
 
 
-def test_dead_letter_after_max_attempts_and_requeue(acquisition_sandbox, acquisition_env, instance):
+def _settle(instance, runs: int = 4) -> None:
+    """Materialize until no work is left, as download_transfer_sensor would request runs."""
+    from sensors.downloads import pending_work
+
+    from harmony_pipeline.definitions import build_resources
+
+    database = build_resources(load_settings())["database"]
+    for _ in range(runs):
+        assert materialize_assets(ACQUISITION, instance).success
+        if not any(pending_work(database, None).values()):
+            return
+    raise AssertionError(f"work left after {runs} runs: {pending_work(database, None)}")
+
+
+def test_dead_letter_after_max_attempts_and_requeue(acquisition_sandbox, acquisition_env, instance, monkeypatch):
     slskd = acquisition_sandbox.emulator("slskd")
-    os.environ["RETRY_MAX_ATTEMPTS"] = "2"
+    monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "2")
     slskd.script_outcome("Errored", times=None)  # every transfer fails
 
-    assert materialize_assets(ACQUISITION, instance).success
+    _settle(instance)
+    matched = {r["wanted_key"] for r in _query("SELECT wanted_key FROM downloads")}
     dead = dead_letters(load_settings().duckdb_path)
-    assert dead, "every track should be dead-lettered after two failed attempts"
-    assert all(row["attempts"] <= 2 for row in dead)
-    assert all(len(row["history"]) == row["attempts"] for row in dead)
+    assert {row["wanted_key"] for row in dead} == matched  # every track that was tried ends dead-lettered
+    for row in dead:
+        assert len(row["history"]) == row["attempts"]
+        assert all(a["outcome"] == "Completed, Errored" for a in row["history"])
+        # Two attempts, or one when a new search found no other peer to try.
+        assert row["attempts"] == 2 or (row["attempts"] == 1 and row["last_error"] == "no candidate left to try")
+        if row["attempts"] == 2:
+            first, second = row["history"]
+            gap = (datetime.fromisoformat(second["started_at"]) - datetime.fromisoformat(first["ended_at"]))
+            assert gap.total_seconds() >= 0.05 * 2 * 0.8  # RETRY_BASE_SECONDS × 2^1 × (1 − jitter)
     assert _query("SELECT count(*) AS n FROM library_tracks")[0]["n"] == 0
     events = {r["type"] for r in _query("SELECT type FROM activity_events")}
     assert {"download_retry_scheduled", "download_dead_lettered"} <= events
 
     slskd.clear_scripted_outcomes()
-    requeued = requeue(load_settings().duckdb_path, [dead[0]["wanted_key"]])
-    assert requeued == [dead[0]["wanted_key"]]
-    assert materialize_assets(ACQUISITION, instance).success
-    imported = _query("SELECT wanted_key FROM library_tracks")
-    assert [r["wanted_key"] for r in imported] == requeued or not imported  # may have no correct file
+    # A track whose first choice is a well-behaved peer: once requeued, it must arrive.
+    findable = next(row["wanted_key"] for row in dead
+                    if slskd.peers.peers[row["history"][0]["username"]].behaviour == "ok")
+    assert requeue(load_settings().duckdb_path, [findable]) == [findable]
+    _settle(instance)
+    state = _query("SELECT state, last_error, history FROM downloads WHERE wanted_key = ?", [findable])
+    assert [r["wanted_key"] for r in _query("SELECT wanted_key FROM library_tracks")] == [findable], state

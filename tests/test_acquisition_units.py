@@ -81,7 +81,9 @@ def test_failure_schedules_backoff_then_dead_letters():
     second = after_failure(2, rules, NOW, candidates_left=True, rng=rng)
     assert 192 <= (second.next_attempt_at - NOW).total_seconds() <= 288
     assert after_failure(3, rules, NOW, candidates_left=True).state == "dead_letter"
-    assert after_failure(1, rules, NOW, candidates_left=False).state == "dead_letter"
+    assert after_failure(3, rules, NOW, candidates_left=False).state == "dead_letter"
+    exhausted = after_failure(1, rules, NOW, candidates_left=False)
+    assert exhausted.state == "retry" and exhausted.search_again  # search for new peers, not give up
 
 
 def test_close_attempt_records_outcome():

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from harmony_pipeline.sandbox.audio import write_audio, write_corrupt_audio
+from harmony_pipeline.sandbox.audio import write_audio, write_corrupt_audio, write_m4a
 from harmony_pipeline.sandbox.catalog import Catalog
 from harmony_pipeline.sandbox.images import jpeg_bytes
 from harmony_pipeline.sandbox.server import Emulator, Request, Response, empty_response, json_response
@@ -285,8 +285,10 @@ def write_download(path: Path, shared: SharedFile | None, extension: str, *, cor
         path.write_bytes(jpeg_bytes(500, 500, path.name))
     elif extension in NON_AUDIO_TEXT_EXTENSIONS:
         path.write_text(f"{path.name}\n", encoding="utf-8")
+    elif extension in ("m4a", "aac", "alac"):
+        write_m4a(path, duration)
     else:
-        # Lossy formats other than MP3 (m4a, ogg, …) get MP3 audio, lossless ones FLAC.
+        # Other lossy formats (ogg, opus, …) get MP3 audio, lossless ones FLAC; mutagen reads both by content.
         write_audio(path, "flac" if extension in LOSSLESS_EXTENSIONS else "mp3", duration)
 
 
