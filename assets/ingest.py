@@ -181,7 +181,8 @@ def _wanted(item: dict) -> Wanted:
 
 
 def resolve_item(item: dict, spotify: CachedSpotify) -> Resolution:
-    """Spotify tracks for one ingest item. Rate limits, outages and missing credentials propagate."""
+    """Spotify tracks for one ingest item. Rate limits, outages and missing credentials propagate; an
+    answer this code cannot read makes the item unmatched instead of stopping every later item."""
     ref = parse_spotify_ref(item["spotify_uri"]) if item["spotify_uri"] else None
     try:
         if ref is None:
@@ -205,6 +206,8 @@ def resolve_item(item: dict, spotify: CachedSpotify) -> Resolution:
             raise
         # A request Spotify calls malformed will not succeed later either.
         return Resolution("unmatched", f"Spotify refused the lookup: {error}", retry=False)
+    except Exception as error:  # one malformed answer must not block the whole queue
+        return Resolution("unmatched", f"unreadable Spotify answer ({type(error).__name__}: {error})")
 
 
 def _expand_album(album_id: str, spotify: CachedSpotify) -> Resolution:

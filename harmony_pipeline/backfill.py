@@ -122,7 +122,7 @@ def duration_points(wanted_ms: int | None, found_ms: int | None) -> tuple[float,
 def score_candidate(wanted: Wanted, track: dict[str, Any]) -> Scored:
     """Score a Spotify track object against the wanted item (0–100 plus duration points)."""
     reasons: list[str] = []
-    if wanted.isrc and (track.get("external_ids") or {}).get("isrc", "").upper() == wanted.isrc.upper():
+    if wanted.isrc and ((track.get("external_ids") or {}).get("isrc") or "").upper() == wanted.isrc.upper():
         return _score_isrc_hit(wanted, track)
 
     wanted_title, wanted_kinds = _title_parts(wanted.title or "")

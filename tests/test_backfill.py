@@ -158,3 +158,9 @@ def test_resolved_track_has_the_demand_columns():
         "t1", "GBAAA2000001", "Artist", ("Artist", "Guest"), "Artist")
     assert (track.track_number, track.disc_number, track.album_total_tracks, track.release_date) == (
         3, 1, 12, "2019-03-01")
+
+
+def test_candidate_with_a_null_isrc_is_scored_on_its_names():
+    track = spotify_track("Song", ["Artist"], isrc=None)
+    scored = score_candidate(Wanted(artist="Artist", title="Song", isrc="GBAAA2000001"), track)
+    assert scored.accepted and "ISRC equal" not in scored.reasons

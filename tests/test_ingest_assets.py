@@ -167,6 +167,38 @@ def test_rate_limit_leaves_items_pending_for_the_next_run(sandbox, harmony_env, 
         t.id for t in tracks}
 
 
+def _cache_search(query_text: str, tracks: list[dict]) -> None:
+    now = storage.utcnow()
+    with storage.connect(load_settings().duckdb_path) as conn:
+        storage.upsert(conn, "http_cache", [{
+            "service": "spotify", "key": f"search/track?q={query_text}", "status": 200, "body": json.dumps(tracks),
+            "fetched_at": now, "expires_at": now + timedelta(days=1)}], key=["service", "key"])
+
+
+def test_malformed_spotify_tracks_make_their_item_unmatched_and_the_batch_goes_on(
+        sandbox, harmony_env, instance, tmp_path):
+    catalog = sandbox.catalog
+    good = _plain_tracks(catalog)[0]
+    wish = tmp_path / "odd.txt"
+    wish.write_text(f"Broken Artist - Broken Title\nZZAAA2600001\n"
+                    f"{catalog.artists[good.artist_ids[0]].name} - {good.name}\n", encoding="utf-8")
+    assert main(["--quiet", "ingest", str(wish)]) == 0
+    # Answers as they might come back: an artist entry that is null, an ISRC that is null.
+    _cache_search('track:"Broken Title" artist:"Broken Artist"',
+                  [{"id": "broken", "name": "Broken Title", "artists": [None], "duration_ms": 1000}])
+    _cache_search("isrc:ZZAAA2600001", [{"id": "noisrc", "name": "Other Song", "artists": [{"name": "Other"}],
+                                         "external_ids": {"isrc": None}, "duration_ms": 1000}])
+
+    meta = metadata_of(materialize_assets(BACKFILL, instance), "backfilled_tracks")
+
+    assert (meta["looked_up"], meta["matched"], meta["unmatched"]) == (3, 1, 2)
+    broken, no_isrc, matched = (item_at("odd.txt", line) for line in (1, 2, 3))
+    assert broken["state"] == "unmatched" and broken["reason"].startswith("unreadable Spotify answer (AttributeError")
+    assert broken["next_lookup_at"] is not None  # tried again after the cool-down
+    assert no_isrc["state"] == "unmatched" and no_isrc["reason"].startswith("best candidate 'Other – Other Song'")
+    assert matched["state"] == "matched" and list(tracks_of(matched["fingerprint"])) == [good.id]
+
+
 def test_inbox_sensor_records_moves_aside_and_never_reads_a_file_twice(sandbox, harmony_env, instance, tmp_path):
     settings = load_settings()
     inbox = settings.inbox_dir
