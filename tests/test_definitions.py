@@ -11,34 +11,53 @@ from harmony_pipeline.definitions import build_definitions
 from harmony_pipeline.settings import load_settings
 
 
-def _asset_names(defs) -> set[str]:
-    return {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()
-            if defs.resolve_asset_graph().has(key) and defs.resolve_asset_graph().get(key).is_materializable}
+# design.md §3: the asset keys, their groups and their dependencies (a contract: users navigate by them).
+DESIGN_GROUPS = {
+    "spotify_playlists": "sources", "playlist_tracks": "sources", "free_ingest_items": "sources",
+    "watchlist_artists": "sources", "artist_releases": "sources",
+    "backfilled_tracks": "catalog", "wanted_tracks": "catalog",
+    "soulseek_matches": "acquisition", "downloads": "acquisition", "library_tracks": "acquisition",
+    "track_metadata": "enrichment", "track_artwork": "enrichment", "track_lyrics": "enrichment",
+}
+DESIGN_DEPENDENCIES = {
+    "spotify_playlists": set(), "free_ingest_items": set(), "watchlist_artists": set(),
+    "playlist_tracks": {"spotify_playlists"}, "backfilled_tracks": {"free_ingest_items"},
+    "artist_releases": {"watchlist_artists"},
+    "wanted_tracks": {"playlist_tracks", "backfilled_tracks", "artist_releases"},
+    "soulseek_matches": {"wanted_tracks"}, "downloads": {"soulseek_matches"}, "library_tracks": {"downloads"},
+    "track_metadata": {"library_tracks"}, "track_artwork": {"library_tracks"}, "track_lyrics": {"library_tracks"},
+}
 
 
-def test_core_assets_groups_and_executor(tmp_path):
-    defs = build_definitions(load_settings({"HARMONY_DATA_DIR": str(tmp_path)}))
+def design_graph(*, artwork: bool, lyrics: bool) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """(asset → group, asset → upstream assets) of design.md §3 for the given flags."""
+    left_out = {name for name, on in (("track_artwork", artwork), ("track_lyrics", lyrics)) if not on}
+    return ({k: v for k, v in DESIGN_GROUPS.items() if k not in left_out},
+            {k: v for k, v in DESIGN_DEPENDENCIES.items() if k not in left_out})
+
+
+def graph_of(defs) -> tuple[dict[str, str], dict[str, set[str]]]:
     graph = defs.resolve_asset_graph()
-    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.materializable_asset_keys}
-    assert groups["spotify_playlists"] == "sources"
-    assert groups["playlist_tracks"] == "sources"
-    assert groups["wanted_tracks"] == "catalog"
-    for name in ("soulseek_matches", "downloads", "library_tracks"):
-        assert groups[name] == "acquisition"
+    keys = graph.materializable_asset_keys
+    return ({k.to_user_string(): graph.get(k).group_name for k in keys},
+            {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in keys})
+
+
+def test_assets_groups_dependencies_and_executor_follow_the_design(tmp_path):
+    defs = build_definitions(load_settings({"HARMONY_DATA_DIR": str(tmp_path)}))
+    assert graph_of(defs) == design_graph(artwork=False, lyrics=False)
     job = defs.resolve_job_def("playlist_sync_job")
     assert job.executor_def.name == "in_process"
 
 
-@pytest.mark.parametrize("flag_value", ["", "1"])
-def test_flags_decide_artwork_and_lyrics_assets(tmp_path, flag_value):
-    env = {"HARMONY_DATA_DIR": str(tmp_path), "ENABLE_ARTWORK": flag_value, "ENABLE_LYRICS": flag_value}
+@pytest.mark.parametrize(("artwork", "lyrics"), [("", ""), ("1", ""), ("", "1"), ("1", "1")])
+def test_flags_decide_artwork_and_lyrics_assets(tmp_path, artwork, lyrics):
+    env = {"HARMONY_DATA_DIR": str(tmp_path), "ENABLE_ARTWORK": artwork, "ENABLE_LYRICS": lyrics}
     defs = build_definitions(load_settings(env))
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().materializable_asset_keys}
-    enrichment = {"track_artwork", "track_lyrics"}
-    if flag_value:
-        assert enrichment <= keys or "track_metadata" not in keys  # enrichment not wired yet
-    else:
-        assert not enrichment & keys
+    enrichment = {k for k, group in graph_of(defs)[0].items() if group == "enrichment"}
+    expected = {"track_metadata"} | ({"track_artwork"} if artwork else set()) | ({"track_lyrics"} if lyrics else set())
+    assert enrichment == expected
+    assert graph_of(defs) == design_graph(artwork=bool(artwork), lyrics=bool(lyrics))
 
 
 @pytest.mark.parametrize(("disabled", "sensor", "schedule"), [
