@@ -22,7 +22,8 @@ COVERAGE_THRESHOLD = 0.9
 # Tracks imported this recently are not counted yet: enrichment follows the import within minutes.
 ENRICHMENT_GRACE = timedelta(hours=1)
 
-# Statuses that count as done for each enrichment part (migrations/0004_enrichment.sql).
+# Statuses that count as done for each enrichment part (migrations/0004_enrichment.sql). Tags written
+# without Spotify ("partial") are not done yet: a later run completes them.
 ENRICHMENT_PARTS = {
     "tags": ("track_metadata", ("tagged",)),
     "cover": ("track_artwork", ("embedded", "kept")),
