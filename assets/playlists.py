@@ -9,7 +9,13 @@ from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
 from harmony_pipeline.playlist_sync import diff_playlist, sync_status, tracks_from_items
 from resources.database import HarmonyDatabase, PipelineSettings
-from resources.spotify import SpotifyError, SpotifyForbidden, SpotifyResource
+from resources.spotify import (
+    SpotifyError,
+    SpotifyForbidden,
+    SpotifyNotAuthorised,
+    SpotifyRateLimited,
+    SpotifyResource,
+)
 
 FORBIDDEN_REASON = "not owned by the authorised user"
 PLAYLIST_COLUMNS = (
@@ -31,12 +37,20 @@ def spotify_playlists(
     pipeline: PipelineSettings,
 ) -> MaterializeResult:
     playlist_ids = pipeline.playlists
+    if not playlist_ids:
+        context.log.info("HARMONY_PLAYLISTS is empty: no playlist to sync")
+        return MaterializeResult(metadata={"playlists": 0})
     api = spotify.get_api()
     checked = []
-    for playlist_id in playlist_ids:
+    for index, playlist_id in enumerate(playlist_ids):
         now = storage.utcnow()
         try:
             playlist = api.playlist(playlist_id)  # the one request an unchanged playlist costs
+        except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
+            # Asking again for the other playlists would only prolong the limit or repeat the refusal.
+            context.log.warning(f"{error}; {len(playlist_ids) - index} playlists left for the next sync")
+            checked += [_error_row(pid, now, str(error)) for pid in playlist_ids[index:]]
+            break
         except SpotifyError as error:
             context.log.warning(f"playlist {playlist_id}: {error}")
             checked.append(_error_row(playlist_id, now, str(error)))
@@ -124,10 +138,11 @@ def playlist_tracks(
             "WHERE sync_status = 'stale' AND snapshot_id IS NOT NULL "
             "AND snapshot_id IS DISTINCT FROM items_snapshot_id ORDER BY playlist_id",
         )
+    if not to_sync:
+        return MaterializeResult(metadata={"playlists_synced": 0, "spotify_requests": 0})
     api = spotify.get_api()
-    if to_sync:
-        with database.connect() as conn:
-            storage.record_activity(conn, "sync_started", {"playlists": [p["name"] or p["playlist_id"] for p in to_sync]})
+    with database.connect() as conn:
+        storage.record_activity(conn, "sync_started", {"playlists": [p["name"] or p["playlist_id"] for p in to_sync]})
     totals = {"added": 0, "removed": 0, "revived": 0, "kept": 0, "skipped_items": 0}
     changes: list[dict] = []
     for playlist in to_sync:
@@ -139,6 +154,10 @@ def playlist_tracks(
             context.log.warning(f"playlist {label}: {FORBIDDEN_REASON} (403); not retried")
             _set_status(database, playlist_id, "forbidden", FORBIDDEN_REASON)
             continue
+        except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
+            context.log.warning(f"{error}; the remaining playlists wait for the next sync")
+            _set_status(database, playlist_id, "error", str(error))
+            break
         except SpotifyError as error:
             context.log.warning(f"playlist {label}: {error}")
             _set_status(database, playlist_id, "error", str(error))

@@ -77,18 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Subcommands contributed by the other modules (ingest, watch, status, dead-letter)."""
-    registrars = []
-    for module_name in ("harmony_pipeline.ingest_cli", "harmony_pipeline.watch_cli",
-                        "harmony_pipeline.status", "harmony_pipeline.dead_letter"):
-        try:
-            module = __import__(module_name, fromlist=["register_cli"])
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        registrars.append(module.register_cli)
-    return registrars
+    """Subcommands defined next to the code they drive (ingest, watch, status, dead-letter)."""
+    from harmony_pipeline import dead_letter, ingest_cli, status, watch_cli
+
+    return [ingest_cli.register_cli, watch_cli.register_cli, status.register_cli, dead_letter.register_cli]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

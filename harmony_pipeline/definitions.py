@@ -1,6 +1,6 @@
 """The code location: `harmony_pipeline.definitions:defs`.
 
-Each concern (playlists, ingest, watchlist, acquisition, enrichment, operations) contributes its
+Each concern (playlists, ingest, watchlist, acquisition, enrichment, operations checks) contributes its
 assets, checks, sensors and schedules through a `wiring(settings, workers)` function (see
 harmony_pipeline/wiring.py). Flags decide what is loaded: ENABLE_ARTWORK / ENABLE_LYRICS add the
 artwork / lyrics assets, and HARMONY_DISABLE_WORKERS=1 loads every sensor and schedule STOPPED.
@@ -9,7 +9,6 @@ One `wiring_summary` line is logged at load.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 
@@ -21,14 +20,9 @@ from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.slskd import SlskdResource
 from resources.spotify import SpotifyResource
 
-CONCERN_MODULES = (
-    "assets.playlists",
-    "assets.ingest",
-    "assets.watchlist",
-    "assets.acquisition",
-    "assets.enrichment",
-    "assets.checks",
-)
+from assets import acquisition, checks, enrichment, ingest, playlists, watchlist
+
+CONCERN_MODULES = (playlists, ingest, watchlist, acquisition, enrichment, checks)
 
 log = logging.getLogger("harmony_pipeline")
 if not log.handlers:  # the summary must show in `dagster dev` output and code-server logs
@@ -83,13 +77,7 @@ def build_resources(settings: Settings) -> dict:
 def collect_wiring(settings: Settings) -> Wiring:
     workers = Workers(disabled=settings.disable_workers)
     combined = Wiring(resources=build_resources(settings))
-    for module_name in CONCERN_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
+    for module in CONCERN_MODULES:
         combined.add(module.wiring(settings, workers))
     return combined
 

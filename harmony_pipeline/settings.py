@@ -213,7 +213,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spotify_token_url=_url(env, "SPOTIFY_TOKEN_URL", "https://accounts.spotify.com/api/token"),
         slskd_url=_url(env, "SLSKD_URL", "http://localhost:5030"),
         slskd_downloads_dir=Path(downloads).expanduser().absolute() if downloads else None,
-        slskd_remote_downloads_dir=_text(env, "SLSKD_REMOTE_DOWNLOADS_DIR", downloads),
+        slskd_remote_downloads_dir=_text(
+            env, "SLSKD_REMOTE_DOWNLOADS_DIR", str(Path(downloads).expanduser().absolute()) if downloads else None),
         lrclib_url=_url(env, "LRCLIB_URL", "https://lrclib.net"),
         musicbrainz_url=_url(env, "MUSICBRAINZ_URL", "https://musicbrainz.org"),
         coverart_url=_url(env, "COVERART_URL", "https://coverartarchive.org"),

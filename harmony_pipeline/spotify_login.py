@@ -6,7 +6,9 @@ refresh token lands in the token cache under HARMONY_DATA_DIR with mode 0600; it
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import webbrowser
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -33,7 +35,7 @@ def _resource(settings: Settings):
 
 
 def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str | None]:
-    """Serve the redirect URI once and return (code, state) from the callback's query."""
+    """Serve the redirect URI until Spotify's callback arrives; return (code, state) from its query."""
     target = urlparse(redirect_uri)
     if target.hostname not in {"127.0.0.1", "::1"}:
         raise LoginError(
@@ -42,12 +44,15 @@ def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str |
     result: dict[str, str | None] = {}
 
     class Callback(BaseHTTPRequestHandler):
+        timeout = 10  # a browser's idle pre-connection must not block the login
+
         def do_GET(self):  # noqa: N802 - http.server naming
-            query = parse_qs(urlparse(self.path).query)
-            if urlparse(self.path).path != (target.path or "/"):
-                self.send_response(404)
+            url = urlparse(self.path)
+            if url.path != (target.path or "/"):
+                self.send_response(404)  # e.g. /favicon.ico: keep waiting for the callback
                 self.end_headers()
                 return
+            query = parse_qs(url.query)
             result["code"] = (query.get("code") or [None])[0]
             result["state"] = (query.get("state") or [None])[0]
             result["error"] = (query.get("error") or [None])[0]
@@ -59,10 +64,15 @@ def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str |
         def log_message(self, *args):  # keep the terminal quiet
             pass
 
-    server = HTTPServer((target.hostname, target.port or 80), Callback)
-    server.timeout = timeout
+    class LoopbackServer(HTTPServer):
+        address_family = socket.AF_INET6 if target.hostname == "::1" else socket.AF_INET
+
+    server = LoopbackServer((target.hostname, target.port or 80), Callback)
+    deadline = time.monotonic() + timeout
     try:
-        server.handle_request()
+        while not result and time.monotonic() < deadline:
+            server.timeout = max(0.1, deadline - time.monotonic())
+            server.handle_request()
     finally:
         server.server_close()
     if result.get("error"):

@@ -1,7 +1,6 @@
 """How each concern contributes to the code location, so definitions.py stays a short list.
 
-Every module in `definitions.CONCERN_MODULES` defines `wiring(settings, workers) -> Wiring`; a module not
-written yet is skipped. Flags are honoured inside `wiring` (e.g. the artwork assets only with
+Every module in `definitions.CONCERN_MODULES` defines `wiring(settings, workers) -> Wiring`. Flags are honoured inside `wiring` (e.g. the artwork assets only with
 ENABLE_ARTWORK), and every sensor and schedule takes its default status from `workers`.
 """
 

@@ -43,7 +43,7 @@ def test_same_recording_from_two_sources_is_one_wanted_track():
     assert entry["artists"] == ["Sigur Rós"]  # filled from the richer row
 
 
-def test_library_match_by_isrc_or_by_name_and_duration():
+def test_library_match_by_isrc_or_by_artist_and_title():
     library = [{"wanted_key": "isrc:AAA", "isrc": "AAA", "artist": "A", "title": "T", "duration_s": 200.0}]
     keys = library_keys(library)
     assert in_library({"wanted_key": "isrc:AAA", "artist": "Z", "title": "Z", "duration_ms": 1}, keys)

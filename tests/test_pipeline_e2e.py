@@ -43,7 +43,7 @@ def test_small_playlist_acquired_tagged_with_cover_and_lyrics(small_playlist_env
         lyrics_status = dict(conn.execute("SELECT wanted_key, status FROM track_lyrics").fetchall())
     assert len(rows) >= 3
     by_isrc = {t.isrc: t for t in catalog.tracks.values()}
-    covers = 0
+    covers = synced = 0
     for isrc, relative in rows:
         track = by_isrc[isrc]
         album = catalog.albums[track.album_id]
@@ -61,13 +61,14 @@ def test_small_playlist_acquired_tagged_with_cover_and_lyrics(small_playlist_env
             covers += 1
         lrc = path.with_suffix(".lrc")
         if track.lyrics is not None and track.lyrics.kind == "synced":
+            synced += 1
             text = lrc.read_text(encoding="utf-8")
             assert text.startswith(f"[ar:") and f"[ti:{track.name}]" in text
             assert "[00:" in text or "[01:" in text
         if track.lyrics is not None and track.lyrics.kind == "instrumental":
             assert not lrc.exists() and lyrics_status[f"isrc:{isrc}"] == "instrumental"
         assert mutagen.File(path) is not None
-    assert covers >= 1
+    assert covers >= 1 and synced >= 1  # the small playlist has both; the checks above really ran
 
     for name in ("spotify", *ENRICHMENT_SERVICES, "slskd"):
         sandbox.emulator(name).clear_requests()

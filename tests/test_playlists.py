@@ -89,3 +89,14 @@ def test_changed_playlist_records_added_and_removed(sandbox, harmony_env, instan
     assert materialize_assets(PLAYLIST_ASSETS, instance).success
     assert _rows("SELECT removed_at FROM playlist_tracks WHERE playlist_id = ? AND spotify_track_id = ?",
                  [playlist.id, removed])[0][0] is None
+
+
+def test_rate_limit_stops_the_sync_without_hammering(sandbox, harmony_env, instance):
+    from harmony_pipeline.sandbox import Fault
+
+    sandbox.emulator("spotify").add_fault(Fault(r"/v1/playlists/", status=429, retry_after=7200))
+    assert materialize_assets(PLAYLIST_ASSETS, instance).success  # reported, not crashed
+    statuses = _rows("SELECT sync_status, sync_status_reason FROM spotify_playlists")
+    assert len(statuses) == len(load_settings().playlists)
+    assert all(status == "error" and "rate-limited until" in reason for status, reason in statuses)
+    assert len(_api_requests(sandbox)) == 1  # the first 429 ends the sync; Retry-After is honoured

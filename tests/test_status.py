@@ -137,8 +137,8 @@ def _flagged_module(enabled_by: str) -> types.ModuleType:
 def test_worker_left_out_by_a_flag_is_unavailable(data_env, instance, monkeypatch):
     import harmony_pipeline.definitions as definitions
 
-    monkeypatch.setitem(sys.modules, "flagged_concern", _flagged_module("enable_lyrics"))
-    monkeypatch.setattr(definitions, "CONCERN_MODULES", (*definitions.CONCERN_MODULES, "flagged_concern"))
+    monkeypatch.setattr(definitions, "CONCERN_MODULES",
+                        (*definitions.CONCERN_MODULES, _flagged_module("enable_lyrics")))
     report = collect_status(load_settings(), instance)
     flagged = next(w for w in report.workers if w.name == "flagged_sensor")
     assert (flagged.state, flagged.note, flagged.interval_seconds) == ("unavailable", "ENABLE_LYRICS is off", 120)
