@@ -3,15 +3,15 @@
 A submission is one file (or standard input). Its items are stored once per fingerprint across all
 submissions: an item seen before is skipped with "already submitted" and keeps the submission it
 first came from. Rejected lines are kept with the submission, with their line number and reason.
-Inbox files are moved aside once recorded (`processed/` or, when they cannot be read, `failed/` with
-a `.reason.txt`), so no file is read twice.
+Inbox files are claimed before they are read: renamed into `processing/`, which only one of the inbox
+sensor and the free_ingest_items asset can do, then moved to `processed/` or, when they cannot be
+read, `failed/` with a `.reason.txt`. So no file is read twice, and a file taken elsewhere is skipped.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -127,12 +127,6 @@ def _known_fingerprints(conn: duckdb.DuckDBPyConnection, fingerprints: list[str]
 class InboxFile:
     path: Path
     mtime: float
-    size: int
-
-    @property
-    def key(self) -> str:
-        """Name, modification time and size: a file replaced under the same name is a new file."""
-        return f"{self.path.name}|{self.mtime:.6f}|{self.size}"
 
 
 @dataclass
@@ -154,46 +148,49 @@ def waiting_inbox_files(inbox_dir: Path, now: float, settle_seconds: float) -> l
             continue
         stat = path.stat()
         if now - stat.st_mtime >= settle_seconds:
-            found.append(InboxFile(path, stat.st_mtime, stat.st_size))
+            found.append(InboxFile(path, stat.st_mtime))
     return sorted(found, key=lambda f: (f.mtime, f.path.name))
 
 
-def ingest_inbox_file(database_path: Path | str, file: InboxFile) -> InboxOutcome:
-    """Record one inbox file and move it aside: `processed/` (with a `.report.txt` listing skipped lines)
-    or `failed/` (with a `.reason.txt`) when nothing in it could be read."""
+def ingest_inbox_file(database_path: Path | str, file: InboxFile) -> InboxOutcome | None:
+    """Claim, record and move aside one inbox file: `processed/` (with a `.report.txt` listing skipped
+    lines) or `failed/` (with a `.reason.txt`) when nothing in it could be read. None when the file was
+    taken elsewhere (the sensor and the asset both look at the inbox)."""
     inbox_dir = file.path.parent
-    stamp = storage.utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+    name = f"{storage.utcnow().strftime('%Y%m%dT%H%M%S%fZ')}_{file.path.name}"
+    (inbox_dir / "processing").mkdir(exist_ok=True)
+    claimed = inbox_dir / "processing" / name
     try:
-        data = file.path.read_bytes()
-        result = parse_submission(data, file.path.name)
+        file.path.rename(claimed)  # atomic: of two takers only one succeeds
+    except FileNotFoundError:
+        return None
+    try:
+        result = parse_submission(claimed.read_bytes(), file.path.name)
         if not result.items and result.rejections:
             raise IngestError("; ".join(f"line {r.line_number}: {r.reason}" for r in result.rejections[:20]))
     except (OSError, IngestError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        target = _move_aside(file.path, inbox_dir / "failed", stamp)
+        target = _move(claimed, inbox_dir / "failed")
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
         return InboxOutcome(file, target, None, reason)
     with storage.connect(database_path) as conn:
         outcome = record_submission(conn, result, f"inbox:{file.path.name}")
-    target = _move_aside(file.path, inbox_dir / "processed", stamp)
+    target = _move(claimed, inbox_dir / "processed")
     report = outcome.report_lines() + [f"accepted {outcome.accepted}, skipped {len(outcome.skipped)}"]
     target.with_name(target.name + ".report.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
     return InboxOutcome(file, target, outcome)
 
 
-def _move_aside(path: Path, folder: Path, stamp: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{stamp}_{path.name}"
-    shutil.move(str(path), target)
-    return target
+def _move(path: Path, folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    return path.rename(folder / path.name)
 
 
-def ingest_inbox(database_path: Path | str, inbox_dir: Path, now: float, settle_seconds: float,
-                 skip_keys: Iterable[str] = ()) -> list[InboxOutcome]:
-    """Every waiting inbox file not named in `skip_keys`, recorded and moved aside."""
-    skip = set(skip_keys)
-    return [ingest_inbox_file(database_path, f)
-            for f in waiting_inbox_files(inbox_dir, now, settle_seconds) if f.key not in skip]
+def ingest_inbox(database_path: Path | str, inbox_dir: Path, now: float,
+                 settle_seconds: float) -> list[InboxOutcome]:
+    """Every waiting inbox file not taken elsewhere, recorded and moved aside."""
+    taken = (ingest_inbox_file(database_path, f) for f in waiting_inbox_files(inbox_dir, now, settle_seconds))
+    return [outcome for outcome in taken if outcome is not None]
 
 
 # --- queue state ------------------------------------------------------------------------------------

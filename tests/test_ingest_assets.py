@@ -20,6 +20,7 @@ from assets.ingest import wiring as ingest_wiring
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
 from harmony_pipeline.cli import main
+from harmony_pipeline.ingest_store import ingest_inbox_file, waiting_inbox_files
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
@@ -199,7 +200,7 @@ def test_malformed_spotify_tracks_make_their_item_unmatched_and_the_batch_goes_o
     assert matched["state"] == "matched" and list(tracks_of(matched["fingerprint"])) == [good.id]
 
 
-def test_inbox_sensor_records_moves_aside_and_never_reads_a_file_twice(sandbox, harmony_env, instance, tmp_path):
+def test_inbox_sensor_records_and_moves_files_aside(sandbox, harmony_env, instance, tmp_path):
     settings = load_settings()
     inbox = settings.inbox_dir
     inbox.mkdir(parents=True)
@@ -230,19 +231,34 @@ def test_inbox_sensor_records_moves_aside_and_never_reads_a_file_twice(sandbox, 
     assert query("SELECT source, accepted, skipped FROM free_ingest_submissions") == [
         {"source": "inbox:wishlist.txt", "accepted": 6, "skipped": 3}]
 
-    # The same file (name, mtime, size) put back, say because a move failed: the cursor skips it.
-    shutil.copy2(processed[0], inbox / "wishlist.txt")
-    os.utime(inbox / "wishlist.txt", (settled, settled))
-    again = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=tick.cursor, resources=resources))
-    assert (inbox / "wishlist.txt").exists()
-    assert len(query("SELECT id FROM free_ingest_submissions")) == 1
-    assert set(json.loads(again.cursor)["processed"]) == set(json.loads(tick.cursor)["processed"])
+    assert [p.name for p in (inbox / "processing").iterdir()] == []
 
     # Nothing due for a lookup: no run.
     with storage.connect(settings.duckdb_path) as conn:
         conn.execute("UPDATE free_ingest_items SET state = 'matched'")
-    idle = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=again.cursor, resources=resources))
+    idle = sensor.evaluate_tick(build_sensor_context(instance=instance, resources=resources))
     assert idle.run_requests == [] and "no items waiting" in idle.skip_message
+
+
+def test_inbox_file_taken_by_the_sensor_is_skipped_by_the_asset_that_listed_it(
+        sandbox, harmony_env, instance, tmp_path):
+    settings = load_settings()
+    inbox = settings.inbox_dir
+    inbox.mkdir(parents=True)
+    shutil.copy(write_corpus(sandbox.catalog, tmp_path / "corpus").links, inbox / "links.txt")
+    os.utime(inbox / "links.txt", (time.time() - 60,) * 2)
+    listed_by_the_asset = waiting_inbox_files(inbox, time.time(), 2.0)
+
+    sensor = ingest_wiring(settings, Workers(disabled=False)).sensors[0]
+    resources = {"database": HarmonyDatabase(path=str(settings.duckdb_path)),
+                 "ingest_inbox_dir": IngestInbox(path=str(inbox))}
+    assert len(sensor.evaluate_tick(build_sensor_context(instance=instance, resources=resources)).run_requests) == 1
+    assert [ingest_inbox_file(settings.duckdb_path, f) for f in listed_by_the_asset] == [None]
+
+    assert query("SELECT source, accepted FROM free_ingest_submissions") == [
+        {"source": "inbox:links.txt", "accepted": 5}]
+    assert [p.name.split("_", 1)[1] for p in sorted((inbox / "processed").iterdir())] == [
+        "links.txt", "links.txt.report.txt"]
 
 
 def test_asset_picks_up_inbox_files_no_sensor_took(sandbox, harmony_env, instance, tmp_path):
