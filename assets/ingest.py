@@ -53,11 +53,6 @@ FLUSH_EVERY = 25  # items per write transaction, so a failure loses little work
 ARTIST_LINK_REASON = "artist links are not ingested; use `harmony watch add` to follow an artist"
 INGEST_CHAIN = ("free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads",
                 "library_tracks")
-BACKFILL_COLUMNS = (
-    "fingerprint", "spotify_track_id", "status", "via", "score", "reasons", "isrc", "title", "artist", "artists",
-    "album", "album_id", "album_artist", "track_number", "disc_number", "album_total_tracks", "release_date",
-    "duration_ms", "resolved_at",
-)
 
 
 class IngestInbox(ConfigurableResource):

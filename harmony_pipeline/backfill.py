@@ -87,11 +87,6 @@ def _similarity(a: str, b: str) -> float:
     return fuzz.token_sort_ratio(normalize(a), normalize(b))
 
 
-def _title_parts(title: str) -> tuple[str, set[str]]:
-    full, _, kinds = split_title(title)
-    return full, kinds
-
-
 def _names(track: dict[str, Any]) -> list[str]:
     return [a.get("name", "") for a in track.get("artists") or [] if a.get("name")]
 
@@ -125,14 +120,14 @@ def score_candidate(wanted: Wanted, track: dict[str, Any]) -> Scored:
     if wanted.isrc and ((track.get("external_ids") or {}).get("isrc") or "").upper() == wanted.isrc.upper():
         return _score_isrc_hit(wanted, track)
 
-    wanted_title, wanted_kinds = _title_parts(wanted.title or "")
-    found_title, found_kinds = _title_parts(track.get("name") or "")
+    wanted_title, _, wanted_kinds = split_title(wanted.title or "")
+    found_title, _, found_kinds = split_title(track.get("name") or "")
     title = _similarity(wanted_title, found_title)
     artist = _artist_similarity(wanted, track)
     album_name = (track.get("album") or {}).get("name") or ""
     reasons += [f"title {title:.0f}", f"artist {artist:.0f}"]
     if wanted.album:
-        album = max(_similarity(wanted.album, album_name), _similarity(_title_parts(wanted.album)[0], album_name))
+        album = max(_similarity(wanted.album, album_name), _similarity(split_title(wanted.album)[0], album_name))
         reasons.append(f"album {album:.0f}")
         score = WEIGHTS[0] * title + WEIGHTS[1] * artist + WEIGHTS[2] * album
     else:

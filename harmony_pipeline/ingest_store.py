@@ -87,28 +87,13 @@ def record_submission(
         ).fetchone()[0]
         for start in range(0, len(new_items), INSERT_CHUNK):
             chunk = new_items[start:start + INSERT_CHUNK]
-            _insert_rows(conn, "free_ingest_items", [_item_row(i, submission_id, now) for i in chunk])
+            storage.upsert(conn, "free_ingest_items", [_item_row(i, submission_id, now) for i in chunk],
+                           key=["fingerprint"])
             if progress:
                 progress(len(chunk))
         storage.record_activity(conn, "free_ingest_submitted", {
             "source": source, "submission": submission_id, "accepted": len(new_items), "skipped": len(skipped)})
     return SubmissionOutcome(submission_id, source, len(new_items), skipped, list(result.notes))
-
-
-def _insert_rows(conn: duckdb.DuckDBPyConnection, table: str, rows: list[dict]) -> None:
-    """One INSERT per chunk with the rows passed as a single JSON text: DuckDB converts Python parameters
-    value by value (slow for thousands of items) but parses JSON in bulk."""
-    types = dict(conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]).fetchall())
-    columns = list(rows[0])
-    values = ", ".join(
-        f"CAST(row_json->'{c}' AS {types[c]})" if types[c].endswith("[]") else f"CAST(row_json->>'{c}' AS {types[c]})"
-        for c in columns)
-    conn.execute(
-        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} "
-        "FROM (SELECT unnest(CAST(? AS JSON[])) AS row_json)",
-        [json.dumps(rows, default=lambda value: value.isoformat(), ensure_ascii=False)],
-    )
 
 
 def _known_fingerprints(conn: duckdb.DuckDBPyConnection, fingerprints: list[str]) -> set[str]:
@@ -117,7 +102,7 @@ def _known_fingerprints(conn: duckdb.DuckDBPyConnection, fingerprints: list[str]
     rows = conn.execute(
         "SELECT fingerprint FROM free_ingest_items "
         "WHERE fingerprint IN (SELECT unnest(CAST(CAST(? AS JSON) AS VARCHAR[])))",
-        [json.dumps(fingerprints)],  # one JSON text, for the same reason as in _insert_rows
+        [json.dumps(fingerprints)],  # one JSON text: DuckDB converts a Python list value by value
     ).fetchall()
     return {row[0] for row in rows}
 

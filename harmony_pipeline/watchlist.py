@@ -126,12 +126,6 @@ def track_row(artist_id: str, album: Mapping[str, Any], track: Mapping[str, Any]
 
 
 # --- the watchlist_artists table -----------------------------------------------------------------
-ARTIST_COLUMNS = (
-    "artist_id", "name", "source", "added_at", "priority", "paused", "with_discography", "baseline_at",
-    "last_checked_at", "next_due_at", "release_count", "error_count", "last_error",
-)
-
-
 def load_artists(conn: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return storage.fetch_dicts(conn, "SELECT * FROM watchlist_artists ORDER BY priority DESC, artist_id")
 

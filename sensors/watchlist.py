@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dagster import (
-    DagsterRunStatus,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -44,10 +43,9 @@ from resources.spotify import (
     SpotifyRateLimited,
     SpotifyResource,
 )
+from sensors.downloads import ACTIVE_RUN_STATUSES
 
 ARTISTS_PER_TICK = 5
-ACTIVE_RUN_STATUSES = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                       DagsterRunStatus.STARTED]
 
 
 @dataclass
