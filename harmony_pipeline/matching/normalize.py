@@ -88,7 +88,8 @@ def search_text(text: str, keep_diacritics: bool = True) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _ACRONYM_DOT.sub(r"\1", text)
     text = _LEET_RE.sub(lambda match: _LEET[match.group()], text.lower())
-    text = _APOSTROPHES.sub("", text)
+    # Peers write "Don't" and "Dont"; "don" (the "t" is dropped below) finds both, "dont" only one.
+    text = _APOSTROPHES.sub(" ", text)
     if not keep_diacritics:
         text = "".join(
             char for char in unicodedata.normalize("NFKD", text) if not unicodedata.combining(char)

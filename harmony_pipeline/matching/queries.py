@@ -26,10 +26,14 @@ def build_queries(wanted: WantedTrack) -> list[str]:
     romanised = search_text(romanise(f"{wanted.artist} {full_title}")) if has_non_latin(primary) else ""
     artist_words = search_text(wanted.artist).split()
     main_word = max(artist_words, key=len) if artist_words else ""
-    if re.search(r"\w[^\w\s]+\w", wanted.artist):
-        # Peers spell "P!nk" or "AC/DC" as "P_nk", "AC-DC", "ACDC": the title alone finds them.
+    fallback_first = bool(re.search(r"\w[^\w\s]+\w", wanted.artist))
+    if fallback_first:
+        # Peers spell "P!nk" or "AC/DC" as "P_nk", "AC-DC", "ACDC": the title alone finds them,
+        # and it comes second because the pipeline runs only the first two searches.
         main_word = ""
     fallback = search_text(f"{main_word} {short_title}", keep_diacritics=False)
+    if fallback_first:
+        return _unique([primary, fallback, plain, romanised])
     return _unique([primary, plain, romanised, fallback])
 
 
