@@ -33,7 +33,8 @@ def build_queries(wanted: WantedTrack) -> list[str]:
         main_word = ""
     fallback = search_text(f"{main_word} {short_title}", keep_diacritics=False)
     if fallback_first:
-        return _unique([primary, fallback, plain, romanised])
+        # The title as spelled first ("Señorita"), the plain spelling after it.
+        return _unique([primary, search_text(short_title), fallback, plain, romanised])
     return _unique([primary, plain, romanised, fallback])
 
 

@@ -27,6 +27,8 @@ from .versions import (
 )
 
 _NUMBERING_WORD = re.compile(r"^(?:\d{1,3}|(?:19|20)\d\d|[a-d]\d{1,2}|cd\d{1,2})$")
+# After the title a number is no track number: "Blue Monday '88", "Song 2" are other recordings.
+_TRAILING_YEAR = re.compile(r"^(?:19|20)\d\d$")
 _HASH_WORD = re.compile(r"^(?=.*\d)[0-9a-f]{6,}$")  # scene names end in a crc like "c9ebaa49"
 _SCENE_STEM = re.compile(r"^\S+-\S+$")
 _VERSION_NOUNS = frozenset({"version", "mix", "edit", "take", "recording", "rendition", "cut"})
@@ -56,20 +58,22 @@ def _duration_score(delta: float | None) -> float:
 
 
 def _residual_words(candidate: Candidate, stem_words: tuple[str, ...], start: int, end: int,
-                    terms: WantedTerms) -> list[str]:
-    """The words of the file name that are neither the title nor one of the wanted artists."""
+                    terms: WantedTerms) -> tuple[list[str], list[str]]:
+    """The words of the file name before and after the title that are not one of the wanted artists."""
     parts = [list(stem_words[:start]), list(stem_words[end:])]
-    residual: list[str] = []
     for words in parts:
         while words and (span := find_any(tuple(words), terms.artist_variants, any_order=True)):
             del words[span.start:span.end]
-        residual.extend(words)
-    residual = drop_harmless_phrases(residual)
-    group_tag = candidate.stem.rsplit("-", 1)[-1]
-    if (_SCENE_STEM.match(candidate.stem) and "_" not in group_tag and residual
-            and residual[-1] == group_tag.lower() and group_tag.lower() not in VERSION_WORDS):
-        residual = residual[:-1]  # the release group tag closing a scene name: "…-title-grp"
-    return residual
+    leading, trailing = (drop_harmless_phrases(words) for words in parts)
+    group_tag = candidate.stem.rsplit("-", 1)[-1].strip()
+    # The release group closes a scene name ("…-title-grp"); respaced copies ("… - title - grp") are
+    # known by the same tag closing their folder ("Artist-Album-WEB-1997-GRP").
+    folder_tag = tokens(candidate.folders[-1])[-1:] if candidate.folders else ()
+    tagged = _SCENE_STEM.match(candidate.stem) or folder_tag == (group_tag.lower(),)
+    if (tagged and "_" not in group_tag and trailing
+            and trailing[-1] == group_tag.lower() and group_tag.lower() not in VERSION_WORDS):
+        trailing = trailing[:-1]
+    return leading, trailing
 
 
 def _check_folders(candidate: Candidate, terms: WantedTerms) -> None:
@@ -80,11 +84,13 @@ def _check_folders(candidate: Candidate, terms: WantedTerms) -> None:
             raise _Rejected(f"rejected: {sorted(kinds)[0]} version in folder")
 
 
-def _check_file_name(candidate: Candidate, residual: list[str], terms: WantedTerms, verified: bool) -> bool:
+def _check_file_name(candidate: Candidate, leading: list[str], trailing: list[str], terms: WantedTerms,
+                     verified: bool) -> bool:
     """Raises _Rejected for version words, other parts and other songs' words.
 
     Returns True when the name carries an unknown subtitle that the length confirmed.
     """
+    residual = leading + trailing
     kinds = (version_kinds(residual) | raw_version_markers(candidate.stem)) - terms.version_kinds
     if kinds:
         raise _Rejected(f"rejected: {sorted(kinds)[0]} version in file name")
@@ -94,8 +100,8 @@ def _check_file_name(candidate: Candidate, residual: list[str], terms: WantedTer
     if other_parts:
         raise _Rejected(f"rejected: another part ({min(other_parts)})")
     unknown = [
-        word for word in residual
-        if word not in terms.allowed_words and not _NUMBERING_WORD.match(word) and not _HASH_WORD.match(word)
+        word for words, numbering in ((leading, _NUMBERING_WORD), (trailing, _TRAILING_YEAR)) for word in words
+        if word not in terms.allowed_words and not numbering.match(word) and not _HASH_WORD.match(word)
     ]
     if not unknown:
         return False
@@ -146,9 +152,10 @@ def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
     title = find_any(stem_words, terms.title_variants)
     if title is None:
         raise _Rejected("rejected: title not in file name")
-    residual = _residual_words(candidate, stem_words, title.start, title.end, terms)
+    leading, trailing = _residual_words(candidate, stem_words, title.start, title.end, terms)
+    residual = leading + trailing
     verified = delta is not None and abs(delta) <= prefs.duration_accept_s
-    subtitle = _check_file_name(candidate, residual, terms, verified)
+    subtitle = _check_file_name(candidate, leading, trailing, terms, verified)
 
     path_words = tuple(word for folder in candidate.folders for word in tokens(folder) + ("/",))
     artist = find_any(stem_words, terms.artist_variants, any_order=True) or find_any(
