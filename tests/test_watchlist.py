@@ -164,7 +164,7 @@ def _published(catalog: Catalog, artist: Artist) -> list[str]:
     return [album_id for album_id in artist.album_ids if album_id in catalog.albums]
 
 
-def _baseline(sandbox, instance, artist_id: str, *extra: str, acquire: bool = True):
+def _baseline(sandbox, instance, artist_id: str, *extra: str, acquire: bool = False):
     assert _watch("add", f"spotify:artist:{artist_id}", *extra) == 0
     tick = _tick(instance)
     assert len(tick.run_requests) == 1
@@ -235,7 +235,7 @@ def test_adding_an_artist_records_its_discography_and_acquires_nothing(sandbox, 
     slskd = sandbox.emulator("slskd")
     slskd.clear_requests()
 
-    _baseline(sandbox, instance, artist.id)  # the whole watchlist job, acquisition included
+    _baseline(sandbox, instance, artist.id, acquire=True)  # the whole watchlist job
 
     releases = _rows("SELECT album_id, is_new, acquire FROM artist_releases WHERE artist_id = ?", [artist.id])
     assert sorted(releases) == sorted((album_id, False, False) for album_id in _published(sandbox.catalog, artist))
@@ -436,7 +436,7 @@ def test_album_and_track_answers_are_cached_for_a_week_and_a_month(sandbox, upco
 
 def test_with_discography_acquires_the_back_catalogue(sandbox, env, instance):
     artist = _pick_artist(sandbox.catalog)
-    _baseline(sandbox, instance, artist.id, "--with-discography", acquire=False)
+    _baseline(sandbox, instance, artist.id, "--with-discography")
 
     releases = _rows("SELECT album_id, is_new, acquire FROM artist_releases")
     published = _published(sandbox.catalog, artist)
