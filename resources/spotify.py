@@ -6,7 +6,7 @@
 - 429: spotipy's own retry would sleep for any Retry-After (hours after a request storm); here the
   client waits for Retry-After only up to a cap and then raises `SpotifyRateLimited` with the time
   the limit ends, so a run fails visibly instead of hanging. 5xx are retried by urllib3's Retry.
-- No batch endpoints: one request per track / album / artist; callers cache.
+- No batch endpoints: one request per track / album / artist; harmony_pipeline.spotify_cache caches them.
 """
 
 from __future__ import annotations
@@ -195,11 +195,14 @@ class SpotifyApi:
     def artist(self, artist_id: str) -> dict:
         return self._call(self.sp.artist, artist_id)
 
-    def artist_albums(self, artist_id: str, include_groups: str = "album,single") -> list[dict]:
-        first = self._call(
+    def artist_albums_page(self, artist_id: str, include_groups: str = "album,single") -> dict:
+        """The first page of the artist's albums: a paging object with `total` and `next`."""
+        return self._call(
             self.sp.artist_albums, artist_id, include_groups=include_groups, limit=ARTIST_ALBUMS_LIMIT
         )
-        return list(self.pages(first))
+
+    def artist_albums(self, artist_id: str, include_groups: str = "album,single") -> list[dict]:
+        return list(self.pages(self.artist_albums_page(artist_id, include_groups)))
 
     def search_tracks(self, query: str, limit: int = SEARCH_LIMIT) -> list[dict]:
         result = self._call(self.sp.search, q=query, type="track", limit=min(limit, SEARCH_LIMIT))

@@ -35,7 +35,6 @@ from harmony_pipeline import watchlist as rules
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase, PipelineSettings
 from resources.spotify import (
-    ARTIST_ALBUMS_LIMIT,
     SpotifyApi,
     SpotifyError,
     SpotifyNotAuthorised,
@@ -66,10 +65,7 @@ class ArtistCheck:
 
 def read_albums(api: SpotifyApi, artist: dict, known: set[str]) -> tuple[int, list[dict]]:
     """(releases on Spotify, albums read): the first page alone when it shows nothing new."""
-    # SpotifyApi.artist_albums reads every page; one page needs the client's own call (error mapping,
-    # request count).
-    first = api._call(api.sp.artist_albums, artist["artist_id"], include_groups="album,single",
-                      limit=ARTIST_ALBUMS_LIMIT)
+    first = api.artist_albums_page(artist["artist_id"])
     page = first.get("items") or []
     if first.get("total") == artist["release_count"] and all(a.get("id") in known for a in page):
         return first["total"], page
