@@ -4,9 +4,9 @@
 `free_ingest_items` shows their state and records inbox files no sensor has taken yet;
 `backfilled_tracks` resolves every pending item to Spotify tracks (links expanded, ISRC search first,
 then scored field searches) and feeds wanted_tracks through the "free_ingest" demand source.
-Spotify answers are cached in `http_cache` (service 'spotify', keys `tracks/{id}`, `albums/{id}` with every
-track, `playlists/{id}/items`, `search/track?q=…`; bodies are the API's JSON), so a lookup is never
-repeated while its answer is fresh and resolved items cost nothing again.
+Spotify answers go through the shared lookup cache (harmony_pipeline.spotify_cache: tracks, albums with
+every track, playlist items, searches), so a lookup is never repeated while its answer is fresh, whichever
+concern fetched it, and resolved items cost nothing again.
 """
 
 import json
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dagster import AssetExecutionContext, ConfigurableResource, MaterializeResult, MetadataValue, asset
 
@@ -30,12 +30,13 @@ from harmony_pipeline.backfill import (
     search_queries,
     unmatched_reason,
 )
+from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.ingest_store import ingest_inbox, lookup_due_where
 from harmony_pipeline.playlist_sync import PlaylistTrack, track_from_item
+from harmony_pipeline.spotify_cache import SpotifyCache
 from harmony_pipeline.spotify_ids import parse_spotify_ref
 from resources.database import HarmonyDatabase
 from resources.spotify import (
-    SpotifyApi,
     SpotifyError,
     SpotifyForbidden,
     SpotifyNotFound,
@@ -44,11 +45,6 @@ from resources.spotify import (
 )
 
 UNMATCHED_COOLDOWN = timedelta(days=7)
-CACHE_SERVICE = "spotify"
-TRACK_TTL = timedelta(days=30)
-ALBUM_TTL = timedelta(days=30)
-SEARCH_TTL = timedelta(days=7)
-PLAYLIST_TTL = timedelta(days=1)
 FLUSH_EVERY = 25  # items per write transaction, so a failure loses little work
 ARTIST_LINK_REASON = "artist links are not ingested; use `harmony watch add` to follow an artist"
 INGEST_CHAIN = ("free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads",
@@ -98,69 +94,6 @@ def free_ingest_items(
     )
 
 
-# --- Spotify lookups through the cache ------------------------------------------------------------
-class CachedSpotify:
-    """Spotify reads through `http_cache`: a cached answer costs no request. The client is created on
-    first need, so a run with nothing to look up never talks to Spotify."""
-
-    def __init__(self, spotify: SpotifyResource, cached: dict[str, Any]):
-        self._spotify = spotify
-        self._api: SpotifyApi | None = None
-        self._requests_before = 0
-        self.cache = cached
-        self.new_entries: list[dict] = []
-        self.hits = 0
-
-    @property
-    def api(self) -> SpotifyApi:
-        if self._api is None:
-            self._api = self._spotify.get_api()
-            self._requests_before = self._api.requests_made
-        return self._api
-
-    @property
-    def requests(self) -> int:
-        return 0 if self._api is None else self._api.requests_made - self._requests_before
-
-    def get(self, key: str, ttl: timedelta, fetch: Callable[[SpotifyApi], Any]) -> Any:
-        if key in self.cache:
-            self.hits += 1
-            return self.cache[key]
-        value = fetch(self.api)
-        now = storage.utcnow()
-        self.cache[key] = value
-        self.new_entries.append({"service": CACHE_SERVICE, "key": key, "status": 200,
-                                 "body": json.dumps(value, ensure_ascii=False), "fetched_at": now,
-                                 "expires_at": now + ttl})
-        return value
-
-    def track(self, track_id: str) -> dict:
-        return self.get(f"tracks/{track_id}", TRACK_TTL, lambda api: api.track(track_id))
-
-    def album(self, album_id: str) -> dict:
-        def fetch(api: SpotifyApi) -> dict:
-            album = api.album(album_id)
-            tracks = api.album_tracks(album)  # follows `next` beyond the embedded page
-            return {**album, "tracks": {"items": tracks, "total": len(tracks), "next": None}}
-
-        return self.get(f"albums/{album_id}", ALBUM_TTL, fetch)
-
-    def playlist_items(self, playlist_id: str) -> list[dict]:
-        return self.get(f"playlists/{playlist_id}/items", PLAYLIST_TTL,
-                        lambda api: list(api.playlist_items(playlist_id)))
-
-    def search(self, query: str) -> list[dict]:
-        return self.get(f"search/track?q={query}", SEARCH_TTL, lambda api: api.search_tracks(query))
-
-
-def _load_cache(conn, now: datetime) -> dict[str, Any]:
-    rows = conn.execute(
-        "SELECT key, body FROM http_cache WHERE service = ? AND status = 200 "
-        "AND (expires_at IS NULL OR expires_at > ?) AND regexp_matches(key, '^(tracks|albums|playlists|search)/')",
-        [CACHE_SERVICE, now]).fetchall()
-    return {key: json.loads(body) for key, body in rows}
-
-
 # --- resolving one item ----------------------------------------------------------------------------
 @dataclass
 class Resolution:
@@ -175,7 +108,7 @@ def _wanted(item: dict) -> Wanted:
                   artists=tuple(item["artists"] or ()), duration_ms=item["duration_ms"], isrc=item["isrc"])
 
 
-def resolve_item(item: dict, spotify: CachedSpotify) -> Resolution:
+def resolve_item(item: dict, spotify: SpotifyCache) -> Resolution:
     """Spotify tracks for one ingest item. Rate limits, outages and missing credentials propagate; an
     answer this code cannot read makes the item unmatched instead of stopping every later item."""
     ref = parse_spotify_ref(item["spotify_uri"]) if item["spotify_uri"] else None
@@ -205,18 +138,15 @@ def resolve_item(item: dict, spotify: CachedSpotify) -> Resolution:
         return Resolution("unmatched", f"unreadable Spotify answer ({type(error).__name__}: {error})")
 
 
-def _expand_album(album_id: str, spotify: CachedSpotify) -> Resolution:
+def _expand_album(album_id: str, spotify: SpotifyCache) -> Resolution:
     album = spotify.album(album_id)
-    tracks = []
-    for simple in album["tracks"]["items"]:
-        # Album track lists carry no ISRC; the full track object does.
-        track = resolved_track(spotify.track(simple["id"])) if simple.get("id") else None
-        if track:
-            tracks.append((track, "album", None))
+    # Album track lists carry no ISRC; the full track object does.
+    full = spotify.tracks([simple["id"] for simple in album["tracks"]["items"] if simple.get("id")])
+    tracks = [(track, "album", None) for track in map(resolved_track, full) if track]
     return Resolution("expanded", f"album {album.get('name')!r}: {len(tracks)} tracks", tracks)
 
 
-def _expand_playlist(playlist_id: str, spotify: CachedSpotify) -> Resolution:
+def _expand_playlist(playlist_id: str, spotify: SpotifyCache) -> Resolution:
     items = spotify.playlist_items(playlist_id)
     tracks = [(t, "playlist", None) for t in (track_from_item(i, n) for n, i in enumerate(items)) if t]
     skipped = len(items) - len(tracks)
@@ -224,11 +154,11 @@ def _expand_playlist(playlist_id: str, spotify: CachedSpotify) -> Resolution:
     return Resolution("expanded", f"playlist: {len(tracks)} tracks{note}", tracks)
 
 
-def _search(wanted: Wanted, spotify: CachedSpotify) -> Resolution:
+def _search(wanted: Wanted, spotify: SpotifyCache) -> Resolution:
     queries = ([isrc_query(wanted.isrc)] if wanted.isrc else []) + search_queries(wanted)
     every: list[Scored] = []
     for query in queries:
-        best, scored = choose(wanted, spotify.search(query))
+        best, scored = choose(wanted, spotify.search_tracks(query))
         if best is not None:
             track = resolved_track(best.track)
             via = "isrc" if query.startswith("isrc:") else "search"
@@ -257,15 +187,15 @@ def _label(item: dict) -> str:
     return item["spotify_uri"] or (f"ISRC {item['isrc']}" if item["isrc"] else item["raw"])
 
 
-def _save(database: HarmonyDatabase, done: list[tuple[dict, Resolution]], spotify: CachedSpotify) -> None:
+def _save(database: HarmonyDatabase, done: list[tuple[dict, Resolution]], spotify: SpotifyCache) -> None:
     """Write resolved items, their tracks and new cache entries in one short transaction."""
-    if not done and not spotify.new_entries:
+    if not done and not spotify.unsaved:
         return
     now = storage.utcnow()
     rows = [_backfill_row(item["fingerprint"], track, via, scored, now)
             for item, resolution in done for track, via, scored in resolution.tracks]
     with database.connect() as conn, storage.transaction(conn):
-        storage.upsert(conn, "http_cache", spotify.new_entries, key=["service", "key"])
+        spotify.save(conn)
         storage.upsert(conn, "backfilled_tracks", rows, key=["fingerprint", "spotify_track_id"])
         if done:
             conn.executemany(
@@ -274,7 +204,6 @@ def _save(database: HarmonyDatabase, done: list[tuple[dict, Resolution]], spotif
                 [[r.state, r.reason, now + UNMATCHED_COOLDOWN if r.state == "unmatched" and r.retry else None,
                   now, item["fingerprint"]] for item, r in done],
             )
-    spotify.new_entries.clear()
     done.clear()
 
 
@@ -294,8 +223,7 @@ def backfilled_tracks(
         due = storage.fetch_dicts(
             conn, f"SELECT * FROM free_ingest_items WHERE {lookup_due_where()} ORDER BY submitted_at, line_number",
             [now])
-        cached = _load_cache(conn, now) if due else {}
-    lookups = CachedSpotify(spotify, cached)
+    lookups = SpotifyCache(spotify, HttpCache(database.path))
     unsaved: list[tuple[dict, Resolution]] = []
     outcomes: list[dict] = []
     rate_limited_until = None

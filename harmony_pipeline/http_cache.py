@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import duckdb
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -62,13 +63,36 @@ class HttpCache:
             ).fetchone()
         return CachedResponse(row[0], row[1]) if row else None
 
-    def put(self, service: str, key: str, status: int, body: str | None, ttl: timedelta | None) -> None:
-        now = self.now()
+    def get_many(self, service: str, keys: list[str]) -> dict[str, CachedResponse]:
+        """The stored, unexpired answers among `keys`, read in one query."""
+        if not keys:
+            return {}
         with storage.connect(self.database_path) as conn:
-            storage.upsert(conn, "http_cache", [{
-                "service": service, "key": key, "status": status, "body": body, "fetched_at": now,
-                "expires_at": now + ttl if ttl is not None else None,
-            }], key=["service", "key"])
+            rows = conn.execute(
+                "SELECT key, status, body FROM http_cache WHERE service = ? AND key IN (SELECT unnest(?)) "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                [service, keys, self.now()],
+            ).fetchall()
+        return {key: CachedResponse(status, body) for key, status, body in rows}
+
+    def entry(self, service: str, key: str, status: int, body: str | None, ttl: timedelta | None) -> dict:
+        """An `http_cache` row for an answer received now, to write later with `put_entries`."""
+        now = self.now()
+        return {"service": service, "key": key, "status": status, "body": body, "fetched_at": now,
+                "expires_at": now + ttl if ttl is not None else None}
+
+    def put_entries(self, entries: list[dict], conn: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Write rows made by `entry`: in `conn` (and its transaction) when given, else in a connection of its own."""
+        if not entries:
+            return
+        if conn is not None:
+            storage.upsert(conn, "http_cache", entries, key=["service", "key"])
+            return
+        with storage.connect(self.database_path) as own:
+            storage.upsert(own, "http_cache", entries, key=["service", "key"])
+
+    def put(self, service: str, key: str, status: int, body: str | None, ttl: timedelta | None) -> None:
+        self.put_entries([self.entry(service, key, status, body, ttl)])
 
     def remember(self, service: str, key: str, fetch: Callable[[], Any | None],
                  hit_ttl: timedelta | None = HIT_TTL, miss_ttl: timedelta = MISS_TTL) -> Any | None:
