@@ -2,12 +2,12 @@
 
 watchlist_artists merges HARMONY_WATCHLIST with the artists added by `harmony watch add`.
 artist_releases records every album and single of the checked artists; releases first seen after an
-artist's first check are new and their tracks (with ISRC, one GET /tracks/{id} each, cached) become
-demand for wanted_tracks through artist_release_tracks. Tracks not found on Soulseek stay there with
-`acquire` set, so the acquisition retry rules keep trying them.
+artist's first check are new and their tracks (with ISRC, one GET /tracks/{id} each) become demand
+for wanted_tracks through artist_release_tracks. Tracks not found on Soulseek stay there with `acquire`
+set, so the acquisition retry rules keep trying them. Albums, tracks and artist names come through the
+shared Spotify lookup cache (harmony_pipeline.spotify_cache), so acquisition and enrichment reuse them.
 """
 
-import json
 from datetime import datetime, timedelta
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
@@ -16,15 +16,10 @@ from pydantic import Field
 from assets.common import NETWORK_RETRY, markdown_table
 from harmony_pipeline import storage
 from harmony_pipeline import watchlist as rules
+from harmony_pipeline.http_cache import HttpCache
+from harmony_pipeline.spotify_cache import SpotifyCache
 from resources.database import HarmonyDatabase, PipelineSettings
 from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited, SpotifyResource
-
-TRACK_CACHE = "spotify_track"
-ALBUM_CACHE = "spotify_album_with_tracks"
-# Long enough for a failed run's retry to cost nothing; short enough that corrections on Spotify
-# (track lists of fresh releases, ISRCs) reach later reads.
-ALBUM_TTL = timedelta(days=7)
-TRACK_TTL = timedelta(days=30)
 
 
 @asset(
@@ -40,11 +35,10 @@ def watchlist_artists(
         synced = rules.sync_env_artists(conn, pipeline.watchlist, storage.utcnow())
         unnamed = [r[0] for r in conn.execute("SELECT artist_id FROM watchlist_artists WHERE name IS NULL").fetchall()]
     names, unknown = {}, {}
-    if unnamed:
-        api = spotify.get_api()
+    with SpotifyCache(spotify, HttpCache(database.path)) as lookups:
         for artist_id in unnamed:
             try:
-                names[artist_id] = api.artist(artist_id).get("name")
+                names[artist_id] = lookups.artist(artist_id).get("name")
             except SpotifyNotFound:
                 unknown[artist_id] = "unknown artist (Spotify 404)"
             except SpotifyError as error:
@@ -100,48 +94,50 @@ def artist_releases(
     if not artists:
         return MaterializeResult(metadata={"artists_checked": 0, "releases_recorded": 0})
     api = spotify.get_api()
-
     recorded, errors = [], []
-    for artist in artists:
-        artist_id = artist["artist_id"]
-        listed = artist_id not in config.new_release_ids
-        try:
-            if listed:
-                albums = api.artist_albums(artist_id)
-            else:
-                albums = [_album(api, database, album_id) for album_id in config.new_release_ids[artist_id]
-                          if album_id not in known[artist_id]]
-        except SpotifyError as error:
-            errors.append({"artist": artist["name"] or artist_id, "error": str(error)})
-            _record_error(database, artist_id, str(error), pipeline.watchlist_interval,
-                          error.until if isinstance(error, SpotifyRateLimited) else None)
-            if isinstance(error, SpotifyRateLimited):
-                break
-            continue
-        now = storage.utcnow()
-        rows = rules.release_rows(artist_id, albums, known[artist_id],
-                                  baseline_recorded=artist["baseline_at"] is not None,
-                                  with_discography=artist["with_discography"], now=now)
-        name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
-        with database.connect() as conn, storage.transaction(conn):
-            storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
-            rules.record_check(conn, artist_id, now, now + timedelta(seconds=pipeline.watchlist_interval),
-                               release_count=len(albums) if listed else None, name=name)
-            conn.execute("UPDATE watchlist_artists SET baseline_at = coalesce(baseline_at, ?) WHERE artist_id = ?",
-                         [now, artist_id])
-            if rows:
-                storage.record_activity(conn, "watchlist_releases_recorded", {
-                    "artist": name or artist_id, "first_check": artist["baseline_at"] is None,
-                    "releases": len(rows), "to_acquire": sum(1 for r in rows if r["acquire"])})
-            new = [r for r in rows if r["is_new"]]
-            if new:  # logged where the release is recorded, so once whatever happens to the run
-                storage.record_activity(conn, "new_release_detected", {
-                    "artist": name or artist_id, "artist_id": artist_id,
-                    "releases": [f"{r['name']} ({r['album_type']}, {r['release_date']})" for r in new]})
-        recorded += [{"artist": name or artist_id, **r} for r in rows]
+    # Answers are saved with each artist's and album's rows, and on leaving the block whatever happens.
+    with SpotifyCache(spotify, HttpCache(database.path)) as lookups:
+        for artist in artists:
+            artist_id = artist["artist_id"]
+            listed = artist_id not in config.new_release_ids
+            try:
+                if listed:
+                    albums = api.artist_albums(artist_id)
+                else:
+                    albums = [lookups.album(album_id) for album_id in config.new_release_ids[artist_id]
+                              if album_id not in known[artist_id]]
+            except SpotifyError as error:
+                errors.append({"artist": artist["name"] or artist_id, "error": str(error)})
+                _record_error(database, artist_id, str(error), pipeline.watchlist_interval,
+                              error.until if isinstance(error, SpotifyRateLimited) else None)
+                if isinstance(error, SpotifyRateLimited):
+                    break
+                continue
+            now = storage.utcnow()
+            rows = rules.release_rows(artist_id, albums, known[artist_id],
+                                      baseline_recorded=artist["baseline_at"] is not None,
+                                      with_discography=artist["with_discography"], now=now)
+            name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
+            with database.connect() as conn, storage.transaction(conn):
+                lookups.save(conn)
+                storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
+                rules.record_check(conn, artist_id, now, now + timedelta(seconds=pipeline.watchlist_interval),
+                                   release_count=len(albums) if listed else None, name=name)
+                conn.execute("UPDATE watchlist_artists SET baseline_at = coalesce(baseline_at, ?) WHERE artist_id = ?",
+                             [now, artist_id])
+                if rows:
+                    storage.record_activity(conn, "watchlist_releases_recorded", {
+                        "artist": name or artist_id, "first_check": artist["baseline_at"] is None,
+                        "releases": len(rows), "to_acquire": sum(1 for r in rows if r["acquire"])})
+                new = [r for r in rows if r["is_new"]]
+                if new:  # logged where the release is recorded, so once whatever happens to the run
+                    storage.record_activity(conn, "new_release_detected", {
+                        "artist": name or artist_id, "artist_id": artist_id,
+                        "releases": [f"{r['name']} ({r['album_type']}, {r['release_date']})" for r in new]})
+            recorded += [{"artist": name or artist_id, **r} for r in rows]
 
-    artist_ids = [a["artist_id"] for a in artists]
-    tracks_added, albums_read, unread, retry_at = _read_tracks_to_acquire(context, api, database, artist_ids)
+        artist_ids = [a["artist_id"] for a in artists]
+        tracks_added, albums_read, unread, retry_at = _read_tracks_to_acquire(context, lookups, database, artist_ids)
     if unread:
         retry_at = retry_at or storage.utcnow() + rules.error_delay(1, pipeline.watchlist_interval)
         with database.connect() as conn:
@@ -162,6 +158,7 @@ def artist_releases(
         "albums_unread": unread,
         "errors": len(errors),
         "spotify_requests": api.requests_made,
+        "spotify_cache_hits": lookups.hits,
         "known_releases_total": totals[0],
         "new_releases_total": totals[1],
         "acquired_releases_total": totals[2],
@@ -176,13 +173,13 @@ def _record_error(database: HarmonyDatabase, artist_id: str, error: str, interva
         rules.record_check_error(conn, artist_id, storage.utcnow(), interval, error, not_before=not_before)
 
 
-def _read_tracks_to_acquire(context, api, database: HarmonyDatabase,
+def _read_tracks_to_acquire(context, lookups: SpotifyCache, database: HarmonyDatabase,
                             artist_ids: list[str]) -> tuple[int, int, int, datetime | None]:
     """Tracks (with ISRC) of every release to acquire whose tracks are not read yet, album by album.
 
-    Album listings and full tracks are cached in http_cache, so a retry after a failure asks Spotify
-    only for what it does not have yet. Returns (tracks added, albums read, albums still unread, end of
-    the rate limit that stopped the reading or None).
+    Albums and full tracks come through the lookup cache and are saved album by album, so a retry after
+    a failure asks Spotify only for what it does not have yet. Returns (tracks added, albums read,
+    albums still unread, end of the rate limit that stopped the reading or None).
     """
     with database.connect(read_only=True) as conn:
         pending = storage.fetch_dicts(
@@ -191,7 +188,8 @@ def _read_tracks_to_acquire(context, api, database: HarmonyDatabase,
     tracks_added = albums_read = 0
     for index, release in enumerate(pending):
         try:
-            album, tracks = _album_with_tracks(api, database, release["album_id"])
+            album = lookups.album(release["album_id"])
+            tracks = lookups.tracks([t["id"] for t in album["tracks"]["items"] if t.get("id")])
         except SpotifyError as error:
             context.log.warning(f"release {release['album_id']}: {error}; tracks read by the next run")
             if isinstance(error, SpotifyRateLimited):
@@ -200,6 +198,7 @@ def _read_tracks_to_acquire(context, api, database: HarmonyDatabase,
         now = storage.utcnow()
         rows = [rules.track_row(release["artist_id"], album, track, acquire=True, now=now) for track in tracks]
         with database.connect() as conn, storage.transaction(conn):
+            lookups.save(conn)
             storage.upsert(conn, "artist_release_tracks", rows, key=["artist_id", "spotify_track_id"],
                            keep=["first_seen_at"])
             conn.execute("UPDATE artist_releases SET tracks_read_at = ? WHERE artist_id = ? AND album_id = ?",
@@ -207,49 +206,6 @@ def _read_tracks_to_acquire(context, api, database: HarmonyDatabase,
         tracks_added += len(rows)
         albums_read += 1
     return tracks_added, albums_read, len(pending) - albums_read, None
-
-
-def _cached(database: HarmonyDatabase, service: str, keys: list[str]) -> dict[str, dict]:
-    with database.connect(read_only=True) as conn:
-        rows = conn.execute("SELECT key, body FROM http_cache WHERE service = ? AND key IN (SELECT unnest(?)) "
-                            "AND expires_at > ?", [service, keys, storage.utcnow()]).fetchall()
-    return {key: json.loads(body) for key, body in rows}
-
-
-def _cache(database: HarmonyDatabase, service: str, bodies: dict[str, dict], ttl: timedelta) -> None:
-    if not bodies:
-        return
-    now = storage.utcnow()
-    with database.connect() as conn:
-        storage.upsert(conn, "http_cache", [
-            {"service": service, "key": key, "status": 200, "body": json.dumps(body, ensure_ascii=False),
-             "fetched_at": now, "expires_at": now + ttl} for key, body in bodies.items()], key=["service", "key"])
-
-
-def _album(api, database: HarmonyDatabase, album_id: str) -> dict:
-    """The full album with all its simplified tracks: GET /albums/{id} (+ track pages), cached."""
-    album = _cached(database, ALBUM_CACHE, [album_id]).get(album_id)
-    if album is None:
-        album = api.album(album_id)
-        album["tracks"] = {"items": api.album_tracks(album), "next": None}
-        _cache(database, ALBUM_CACHE, {album_id: album}, ALBUM_TTL)
-    return album
-
-
-def _album_with_tracks(api, database: HarmonyDatabase, album_id: str) -> tuple[dict, list[dict]]:
-    """The full album and its full tracks: the album, then GET /tracks/{id} each (cached)."""
-    album = _album(api, database, album_id)
-    track_ids = [t["id"] for t in album["tracks"]["items"] if t.get("id")]
-    full = _cached(database, TRACK_CACHE, track_ids)
-    fetched = {}
-    try:
-        for track_id in track_ids:
-            if track_id not in full:
-                fetched[track_id] = api.track(track_id)
-    finally:
-        _cache(database, TRACK_CACHE, fetched, TRACK_TTL)  # what was fetched before an error is kept
-    full.update(fetched)
-    return album, [full[t] for t in track_ids]
 
 
 def wiring(settings, workers):

@@ -416,14 +416,14 @@ def test_album_and_track_answers_are_cached_for_a_week_and_a_month(sandbox, upco
     upcoming.release()
     _make_due(artist.id)
     _run(instance, _tick(instance).run_requests[0], acquire=False)
-    lifetimes = dict(_rows("SELECT service, max(epoch(expires_at - fetched_at)) / 86400 FROM http_cache "
-                           "WHERE service LIKE 'spotify_%' GROUP BY service"))
-    assert lifetimes == {"spotify_album_with_tracks": 7, "spotify_track": 30}
+    lifetimes = dict(_rows("SELECT split_part(key, '/', 1), max(epoch(expires_at - fetched_at)) / 86400 "
+                           "FROM http_cache WHERE service = 'spotify' GROUP BY ALL"))
+    assert lifetimes == {"albums": 7, "tracks": 30}
 
     # Once the album answer has expired, reading the release again asks for the album, not its tracks.
     with storage.connect(load_settings().duckdb_path) as conn:
         conn.execute("UPDATE http_cache SET expires_at = now() - INTERVAL 1 SECOND "
-                     "WHERE service = 'spotify_album_with_tracks'")
+                     "WHERE service = 'spotify' AND key LIKE 'albums/%'")
         conn.execute("UPDATE artist_releases SET tracks_read_at = NULL WHERE album_id = ?", [album.id])
     sandbox.emulator("spotify").clear_requests()
     wiring = collect_wiring(load_settings())
