@@ -10,6 +10,7 @@ DuckDB connection open. A missing or corrupt file is a recorded failure; the bat
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,7 @@ from harmony_pipeline.lyrics import (
     lyrics_outcome,
     write_lrc_sidecar,
 )
+from harmony_pipeline.spotify_cache import SpotifyCache
 from harmony_pipeline.tagging import TaggingError, TrackTags, open_audio, write_tags
 from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
@@ -133,7 +135,8 @@ def _unique(values: list[str]) -> list[str]:
 
 # --- shared lookups --------------------------------------------------------------------------------
 class Lookups:
-    """Spotify album/artist and MusicBrainz lookups of one run, every answer through the response cache.
+    """Spotify album/artist and MusicBrainz lookups of one run, every answer through the response cache
+    (Spotify's through the shared lookup cache, so albums the watchlist or acquisition read cost nothing).
 
     When Spotify cannot answer (not authorised, or rate-limited until a given time) nothing is cached
     and Spotify is not asked again in this run (until the limit ends); `take_spotify_gap()` tells the
@@ -142,37 +145,27 @@ class Lookups:
 
     def __init__(self, cache: HttpCache, spotify: SpotifyResource, musicbrainz: MusicBrainzClient, log):
         self.cache = cache
-        self.spotify = spotify
+        self.spotify = SpotifyCache(spotify, cache)
         self.musicbrainz = musicbrainz
         self.log = log
-        self._api = None
         self.spotify_unavailable: str | None = None
         self.rate_limited_until: datetime | None = None
         self.spotify_gap: str | None = None  # why a Spotify answer was missing since take_spotify_gap()
 
     @property
     def spotify_requests(self) -> int:
-        return self._api.requests_made if self._api else 0
+        return self.spotify.requests
 
     def take_spotify_gap(self) -> str | None:
         """Why a Spotify answer was missing since the last call (None: every answer was there); resets."""
         gap, self.spotify_gap = self.spotify_gap, None
         return gap
 
-    def _spotify(self, service: str, spotify_id: str, fetch) -> dict | None:
-        def ask() -> dict | None:
-            if self.spotify_unavailable:
-                raise SpotifyNotAuthorised(self.spotify_unavailable)
-            if self.rate_limited_until and self.cache.now() < self.rate_limited_until:
-                raise SpotifyRateLimited(self.rate_limited_until)
-            self._api = self._api or self.spotify.get_api()
-            try:
-                return fetch(self._api)
-            except SpotifyNotFound:
-                return None  # remembered as a miss
-
+    def _spotify(self, lookup: Callable[[str], dict], spotify_id: str) -> dict | None:
         try:
-            return self.cache.remember(service, spotify_id, ask)
+            return lookup(spotify_id)
+        except SpotifyNotFound:
+            return None
         except SpotifyNotAuthorised as error:  # not cached: with credentials, a later run will ask
             if not self.spotify_unavailable:
                 self.spotify_unavailable = str(error)
@@ -183,20 +176,16 @@ class Lookups:
                 self.rate_limited_until = error.until
                 self.log.warning(f"{error}; enriching without Spotify until then")
             self.spotify_gap = str(error)
+        finally:
+            self.spotify.save()
         return None
 
     def spotify_album(self, album_id: str | None) -> dict | None:
-        """The full album with every track (all pages), once per album."""
-
-        def fetch(api) -> dict:
-            album = api.album(album_id)
-            album["tracks"] = {**(album.get("tracks") or {}), "items": api.album_tracks(album), "next": None}
-            return album
-
-        return self._spotify("spotify_album", album_id, fetch) if album_id else None
+        """The full album with every track (all pages)."""
+        return self._spotify(self.spotify.album, album_id) if album_id else None
 
     def spotify_artist(self, artist_id: str) -> dict | None:
-        return self._spotify("spotify_artist", artist_id, lambda api: api.artist(artist_id))
+        return self._spotify(self.spotify.artist, artist_id)
 
     def musicbrainz_match(self, row: dict, upc: str | None) -> tuple[dict | None, dict | None]:
         """(recording, release) of the track's ISRC that fit its artist, length and album; None when unknown."""
