@@ -24,12 +24,14 @@ from harmony_pipeline.download_flow import (
     reconcile_transfers,
     start_due_downloads,
 )
+from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.library_import import AudioCheckError, check_download, import_into_library, quarantine
 from harmony_pipeline.library_paths import TrackNaming, render_library_path
 from harmony_pipeline.soulseek_search import SearchSession, album_query_for, decide_match, group_by_album
+from harmony_pipeline.spotify_cache import SpotifyCache
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.slskd import SlskdResource
-from resources.spotify import SpotifyError, SpotifyResource
+from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyResource
 
 POLL_SECONDS = 1.0
 
@@ -233,30 +235,18 @@ LIBRARY_COLUMNS = (
 )
 
 
-def _disc_totals(spotify: SpotifyResource, database: HarmonyDatabase, album_ids: set[str], log) -> dict[str, int]:
-    """Number of discs per album (decides `{disc_prefix}`), cached in DuckDB: one request per album ever."""
-    with database.connect(read_only=True) as conn:
-        cached = dict(conn.execute(
-            "SELECT key, CAST(body AS INTEGER) FROM http_cache WHERE service = 'spotify_disc_total'").fetchall())
-    missing = [a for a in album_ids if a not in cached]
-    if missing:
-        fetched = {}
+def _disc_totals(lookups: SpotifyCache, album_ids: set[str], log) -> dict[str, int]:
+    """Number of discs per album (decides `{disc_prefix}`), from the album answers in the lookup cache."""
+    totals = {}
+    for album_id in sorted(album_ids):
         try:
-            api = spotify.get_api()
-            for album_id in missing:
-                album = api.album(album_id)
-                discs = [t.get("disc_number") or 1 for t in api.album_tracks(album)]
-                fetched[album_id] = max(discs or [1])
+            totals[album_id] = lookups.disc_total(album_id)
+        except SpotifyNotFound:
+            continue
         except SpotifyError as error:
             log.warning(f"disc count unavailable ({error}); using the disc numbers at hand")
-        if fetched:
-            with database.connect() as conn:
-                storage.upsert(conn, "http_cache", [
-                    {"service": "spotify_disc_total", "key": k, "status": 200, "body": str(v),
-                     "fetched_at": storage.utcnow(), "expires_at": None} for k, v in fetched.items()],
-                    key=["service", "key"])
-            cached.update(fetched)
-    return cached
+            break
+    return totals
 
 
 @asset(
@@ -276,7 +266,8 @@ def library_tracks(
         finished = storage.fetch_dicts(
             conn, "SELECT d.*, w.* EXCLUDE (wanted_key, state) FROM downloads d "
             "JOIN wanted_tracks w USING (wanted_key) WHERE d.state = 'succeeded'")
-    disc_totals = _disc_totals(spotify, database, {r["album_id"] for r in finished if r.get("album_id")}, context.log)
+    with SpotifyCache(spotify, HttpCache(database.path)) as lookups:
+        disc_totals = _disc_totals(lookups, {r["album_id"] for r in finished if r.get("album_id")}, context.log)
     imported, rejected, import_errors = [], [], []
     for row in finished:
         label = f"{row['artist']} – {row['title']}"
@@ -341,6 +332,8 @@ def library_tracks(
             "imported": len(imported),
             "quarantined": len(rejected),
             "library_size": total,
+            "spotify_requests": lookups.requests,
+            "spotify_cache_hits": lookups.hits,
             "imported_files": MetadataValue.md(markdown_table(imported)),
             "quarantined_files": MetadataValue.md(markdown_table(rejected)),
             **activity_metadata(context, database),
