@@ -20,6 +20,7 @@ from harmony_pipeline.definitions import collect_wiring
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.sandbox.catalog import Album, Artist, Catalog
 from harmony_pipeline.settings import load_settings
+from harmony_pipeline.tagging import read_tags
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 WATCHLIST_JOB = ["artist_releases", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"]
@@ -432,6 +433,37 @@ def test_album_and_track_answers_are_cached_for_a_week_and_a_month(sandbox, upco
     assert materialize(wiring.assets, resources=wiring.resources, instance=instance, selection=["artist_releases"],
                        run_config=run_config).success
     assert [r.path for r in _spotify_api(sandbox)] == [f"/v1/albums/{album.id}"]
+
+
+def test_an_album_the_watchlist_read_is_served_from_the_cache_to_import_and_enrichment(
+        sandbox, upcoming, env, instance):
+    artist, album = upcoming.artist, upcoming.album
+    _baseline(sandbox, instance, artist.id)
+    upcoming.release()
+    _make_due(artist.id)
+    tick = _tick(instance)
+    spotify = sandbox.emulator("spotify")
+    spotify.clear_requests()
+
+    result = _run(instance, tick.run_requests[0])  # artist_releases through library_tracks
+    # artist_releases read the album once; library_tracks counted its discs from that answer.
+    assert [r.path for r in _spotify_api(sandbox, "/v1/albums/")] == [f"/v1/albums/{album.id}"]
+    imported = _rows("SELECT path FROM library_tracks WHERE album_id = ?", [album.id])
+    assert imported
+    library = result.asset_materializations_for_node("library_tracks")[0].metadata
+    assert (library["spotify_requests"].value, library["spotify_cache_hits"].value) == (0, 1)
+
+    spotify.clear_requests()
+    assert materialize_assets(["track_metadata"], instance).success
+    assert _spotify_api(sandbox, "/v1/albums/") == []
+    assert _rows("SELECT DISTINCT status FROM track_metadata") == [("tagged",)]
+    # The track and disc totals written come from the cached album's track list.
+    library_dir = Path(load_settings().library_dir)
+    album_tracks = sandbox.catalog.album_tracks(album)
+    discs = {t.disc_number for t in album_tracks}
+    for (relative,) in imported:
+        tags = read_tags(library_dir / relative)
+        assert tags.track_total == len(album_tracks) and tags.disc_total == len(discs)
 
 
 def test_with_discography_acquires_the_back_catalogue(sandbox, env, instance):
