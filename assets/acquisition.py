@@ -115,8 +115,9 @@ def soulseek_matches(
         todo = storage.fetch_dicts(
             conn,
             "SELECT w.* FROM wanted_tracks w LEFT JOIN soulseek_matches m USING (wanted_key) "
-            "WHERE w.state = 'wanted' AND (m.wanted_key IS NULL OR m.status = 'deferred' "
-            "OR (m.status = 'no_match' AND m.retry_search_after <= ?)) ORDER BY w.first_wanted_at, w.wanted_key",
+            "WHERE w.state = 'wanted' AND (m.wanted_key IS NULL "
+            "OR (m.status IN ('deferred', 'no_match') AND m.retry_search_after <= ?)) "
+            "ORDER BY w.first_wanted_at, w.wanted_key",
             [now],
         )
         blocked = {(u, f) for u, f in conn.execute("SELECT username, filename FROM blocked_candidates").fetchall()}

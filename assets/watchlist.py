@@ -189,7 +189,21 @@ def _read_tracks_to_acquire(context, lookups: SpotifyCache, database: HarmonyDat
     for index, release in enumerate(pending):
         try:
             album = lookups.album(release["album_id"])
-            tracks = lookups.tracks([t["id"] for t in album["tracks"]["items"] if t.get("id")])
+            tracks = []
+            for track_id in [t["id"] for t in album["tracks"]["items"] if t.get("id")]:
+                try:
+                    tracks.append(lookups.track(track_id))
+                except SpotifyNotFound:
+                    context.log.warning(f"release {release['album_id']}: track {track_id} is gone from Spotify")
+        except SpotifyNotFound:
+            # Withdrawn since it was listed: settled without tracks, or every tick would ask for it again.
+            context.log.warning(f"release {release['album_id']} is gone from Spotify; nothing to acquire")
+            with database.connect() as conn, storage.transaction(conn):
+                lookups.save(conn)
+                conn.execute("UPDATE artist_releases SET tracks_read_at = ?, acquire = FALSE "
+                             "WHERE artist_id = ? AND album_id = ?",
+                             [storage.utcnow(), release["artist_id"], release["album_id"]])
+            continue
         except SpotifyError as error:
             context.log.warning(f"release {release['album_id']}: {error}; tracks read by the next run")
             if isinstance(error, SpotifyRateLimited):

@@ -158,8 +158,12 @@ def ingest_inbox_file(database_path: Path | str, file: InboxFile) -> InboxOutcom
         target = _move(claimed, inbox_dir / "failed")
         target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
         return InboxOutcome(file, target, None, reason)
-    with storage.connect(database_path) as conn:
-        outcome = record_submission(conn, result, f"inbox:{file.path.name}")
+    try:
+        with storage.connect(database_path) as conn:
+            outcome = record_submission(conn, result, f"inbox:{file.path.name}")
+    except BaseException:
+        claimed.rename(file.path)  # back into the inbox: read again by the next tick, never lost
+        raise
     target = _move(claimed, inbox_dir / "processed")
     report = outcome.report_lines() + [f"accepted {outcome.accepted}, skipped {len(outcome.skipped)}"]
     target.with_name(target.name + ".report.txt").write_text("\n".join(report) + "\n", encoding="utf-8")

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from harmony_pipeline import storage
@@ -50,6 +50,7 @@ class SearchSession:
     searches: int = 0
     cache_hits: int = 0
     deferred: bool = False
+    budget_free_at: datetime | None = None  # when the spent budget lets the next search start
 
     def responses(self, query: str) -> list[dict] | None:
         """Responses for the query (fresh cache or a new search); None when the budget defers it."""
@@ -86,6 +87,7 @@ class SearchSession:
                 return True
             if wait > MAX_BUDGET_WAIT_SECONDS:
                 self.log.info(f"search budget spent; next search possible in {wait:.0f}s: the rest is deferred")
+                self.budget_free_at = now + timedelta(seconds=wait)
                 return False
             self.log.info(f"search budget: waiting {wait:.1f}s ({self.limit}/{self.window_seconds}s)")
             self.sleep(wait + 0.05)
@@ -151,5 +153,6 @@ def decide_match(
         "rejected_count": len(rejected),
         "rejected_sample": json.dumps([r.as_dict() for r in rejected[:5]], ensure_ascii=False),
         "decided_at": now,
-        "retry_search_after": now + NO_MATCH_COOLDOWN if status == "no_match" else None,
+        "retry_search_after": {"no_match": now + NO_MATCH_COOLDOWN,
+                               "deferred": session.budget_free_at or now}.get(status),
     }

@@ -35,11 +35,13 @@ def pending_work(database: HarmonyDatabase, slskd: SlskdResource | None) -> dict
             "to_import": conn.execute("SELECT count(*) FROM downloads WHERE state = 'succeeded'").fetchone()[0],
             "searches_due": conn.execute(
                 "SELECT count(*) FROM wanted_tracks w LEFT JOIN soulseek_matches m USING (wanted_key) "
-                "WHERE w.state = 'wanted' AND (m.wanted_key IS NULL OR m.status = 'deferred' OR "
-                "(m.status = 'no_match' AND m.retry_search_after <= ?))", [now]).fetchone()[0],
+                "WHERE w.state = 'wanted' AND (m.wanted_key IS NULL OR "
+                "(m.status IN ('deferred', 'no_match') AND m.retry_search_after <= ?))", [now]).fetchone()[0],
         }
     work["transfers_finished"] = 0
-    if downloading and slskd is not None:
+    if slskd is not None and (downloading or work["retries_due"] or work["searches_due"]):
+        # Asked even with nothing in flight: while slskd is down the tick is skipped (SlskdError)
+        # instead of requesting runs that can only fail.
         ours = set(downloading)
         work["transfers_finished"] = sum(
             1 for t in slskd.get_client().transfers() if (t.username, t.filename) in ours and t.is_terminal)

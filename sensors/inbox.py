@@ -11,6 +11,7 @@ starts one run, and work left over by a failed or rate-limited run is tried agai
 import time
 from pathlib import Path
 
+import duckdb
 from dagster import RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, sensor
 
 from harmony_pipeline import storage
@@ -36,8 +37,8 @@ def build_free_ingest_inbox_sensor(job, workers: Workers, interval_seconds: int)
         for file in waiting_inbox_files(Path(ingest_inbox_dir.path), time.time(), ingest_inbox_dir.settle_seconds):
             try:
                 outcome = ingest_inbox_file(database.path, file)
-            except OSError as error:
-                context.log.warning(f"inbox {file.path.name}: {error}")
+            except (OSError, duckdb.Error) as error:
+                context.log.warning(f"inbox {file.path.name}: {error}; left in the inbox for the next tick")
                 continue
             if outcome is None:
                 context.log.info(f"inbox {file.path.name}: taken by an ingest run")
