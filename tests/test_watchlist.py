@@ -504,3 +504,26 @@ def test_spotify_error_on_one_artist_delays_only_that_artist(sandbox, env, insta
     assert _tick(instance).run_requests[0].run_config["ops"]["artist_releases"]["config"]["artist_ids"] == [failing.id]
     recovered = _rows("SELECT last_error, error_count FROM watchlist_artists WHERE artist_id = ?", [failing.id])
     assert recovered == [(None, 0)]
+
+
+def test_a_release_gone_from_spotify_is_settled_not_requested_again(sandbox, upcoming, env, instance):
+    from harmony_pipeline.sandbox import Fault
+
+    artist, album = upcoming.artist, upcoming.album
+    _baseline(sandbox, instance, artist.id)
+    upcoming.release()
+    _make_due(artist.id)
+    tick = _tick(instance)
+    assert len(tick.run_requests) == 1
+    sandbox.emulator("spotify").add_fault(Fault(rf"/v1/albums/{album.id}$", status=404))  # withdrawn meanwhile
+
+    # A run that lists the artist's albums (as a manual run does) records the release, then finds it gone.
+    from dagster import RunRequest
+
+    _run(instance, RunRequest(run_config={"ops": {"artist_releases": {"config": {"artist_ids": [artist.id]}}}}),
+         acquire=False)
+    assert _rows("SELECT acquire, tracks_read_at IS NOT NULL FROM artist_releases WHERE album_id = ?",
+                 [album.id]) == [(False, True)]
+    assert _rows("SELECT count(*) FROM artist_release_tracks WHERE album_id = ?", [album.id]) == [(0,)]
+    _make_due(artist.id)
+    assert _tick(instance).run_requests == []  # no run every tick for an album that no longer exists
