@@ -85,15 +85,21 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _watched_artist(conn, settings: Settings, artist_id: str) -> dict:
+    """The artist's row (env artists synced first), or a one-line error when it is not watched."""
+    rules.sync_env_artists(conn, settings.watchlist, storage.utcnow())
+    row = rules.get_artist(conn, artist_id)
+    if row is None:
+        raise _command_error(f"{artist_id} is not on the watchlist")
+    return row
+
+
 def cmd_set(args: argparse.Namespace, settings: Settings) -> int:
     if args.priority is None and args.paused is None:
         raise _command_error("nothing to change: give --priority N, --pause or --resume")
     artist_id = _artist_id(args.artist)
     with storage.connect(settings.duckdb_path) as conn, storage.transaction(conn):
-        rules.sync_env_artists(conn, settings.watchlist, storage.utcnow())
-        row = rules.get_artist(conn, artist_id)
-        if row is None:
-            raise _command_error(f"{artist_id} is not on the watchlist")
+        _watched_artist(conn, settings, artist_id)
         if args.priority is not None:
             conn.execute("UPDATE watchlist_artists SET priority = ? WHERE artist_id = ?", [args.priority, artist_id])
         if args.paused is not None:
@@ -106,10 +112,7 @@ def cmd_set(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     artist_id = _artist_id(args.artist)
     with storage.connect(settings.duckdb_path) as conn, storage.transaction(conn):
-        rules.sync_env_artists(conn, settings.watchlist, storage.utcnow())
-        row = rules.get_artist(conn, artist_id)
-        if row is None:
-            raise _command_error(f"{artist_id} is not on the watchlist")
+        row = _watched_artist(conn, settings, artist_id)
         if row["source"] == "env":
             raise _command_error(f"{_label(row)} comes from HARMONY_WATCHLIST; remove it there")
         rules.remove_artist(conn, artist_id)

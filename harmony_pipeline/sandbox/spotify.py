@@ -727,12 +727,13 @@ def _track_matches(catalog: Catalog, track: Track, filters: dict[str, str], word
         "upc": lambda v: v == album.upc,
         "year": lambda v: _year_matches(album.release_date, v),
     }
-    for field, value in filters.items():
-        check = checks.get(field)
-        if check is None or not check(value):
-            return False
     haystack = f"{name} {artist_names} {album_name}"
-    return all(word in haystack for word in words)
+    return _passes(checks, filters) and all(word in haystack for word in words)
+
+
+def _passes(checks: dict, filters: dict[str, str]) -> bool:
+    """Every field filter is known for this type and matches (an unknown filter matches nothing)."""
+    return all(field in checks and checks[field](value) for field, value in filters.items())
 
 
 def _album_matches(catalog: Catalog, album: Album, filters: dict[str, str], words: list[str]) -> bool:
@@ -744,11 +745,7 @@ def _album_matches(catalog: Catalog, album: Album, filters: dict[str, str], word
         "upc": lambda v: v == album.upc,
         "year": lambda v: _year_matches(album.release_date, v),
     }
-    for field, value in filters.items():
-        check = checks.get(field)
-        if check is None or not check(value):
-            return False
-    return all(word in f"{name} {artist_names}" for word in words)
+    return _passes(checks, filters) and all(word in f"{name} {artist_names}" for word in words)
 
 
 def _artist_matches(artist: Artist, filters: dict[str, str], words: list[str]) -> bool:
@@ -757,11 +754,7 @@ def _artist_matches(artist: Artist, filters: dict[str, str], words: list[str]) -
         "artist": lambda v: v in name,
         "genre": lambda v: any(v in g for g in artist.genres),
     }
-    for field, value in filters.items():
-        check = checks.get(field)
-        if check is None or not check(value):
-            return False
-    return all(word in name for word in words)
+    return _passes(checks, filters) and all(word in name for word in words)
 
 
 def create_emulator(sandbox: Sandbox) -> SpotifyEmulator:
