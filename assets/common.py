@@ -34,21 +34,22 @@ def activity_metadata(context, database, limit: int = 30) -> dict[str, Any]:
     """The activity events this step recorded, as materialization metadata (a count and a markdown table),
     so the UI shows on each asset what `harmony status` lists under recent activity.
 
-    Events count from the step's start (its latest STEP_START, so a retried step shows its last attempt);
-    DuckDB writers run one at a time (the `duckdb_writer` pool), so they are this step's own.
+    Events are this run's (runs overlap) and count from the step's start (its latest STEP_START, so a
+    retried step shows its last attempt).
     """
     from dagster import DagsterEventType
 
     from harmony_pipeline import storage
 
     step_key = context.get_step_execution_context().step.key
-    starts = [entry.timestamp for entry in context.instance.all_logs(context.run_id, of_type=DagsterEventType.STEP_START)
+    starts = [entry.timestamp for entry in context.instance.all_logs(context.run.run_id, of_type=DagsterEventType.STEP_START)
               if entry.step_key == step_key]
     if not starts:
         return {}
     since = datetime.fromtimestamp(max(starts), timezone.utc)
     with database.connect(read_only=True) as conn:
         events = storage.fetch_dicts(
-            conn, "SELECT time, type, details FROM activity_events WHERE time >= ? ORDER BY id", [since])
+            conn, "SELECT time, type, details FROM activity_events WHERE run_id = ? AND time >= ? ORDER BY id",
+            [context.run.run_id, since])
     rows = [{"time": f"{e['time']:%H:%M:%S}", "type": e["type"], "details": e["details"]} for e in events]
     return {"activity_events": len(rows), "activity": MetadataValue.md(markdown_table(rows, limit=limit))}

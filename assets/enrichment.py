@@ -326,7 +326,6 @@ METADATA_COLUMNS = (
 @asset(
     group_name="enrichment",
     deps=[AssetKey("library_tracks")],
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     automation_condition=AutomationCondition.eager(),
     description="Tags written into every library file: names, numbers, date, genre, composer, lyricist, "
@@ -484,7 +483,6 @@ ARTWORK_COLUMNS = (
 @asset(
     group_name="enrichment",
     deps=[AssetKey("library_tracks")],
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     automation_condition=AutomationCondition.eager(),
     description="The largest cover (Cover Art Archive original or Spotify) embedded in every file, cover.jpg "
@@ -634,7 +632,6 @@ LYRICS_COLUMNS = (
 @asset(
     group_name="enrichment",
     deps=[AssetKey("library_tracks")],
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     automation_condition=AutomationCondition.eager(),
     description="LRCLIB lyrics matched on artist, title, album and the file's length: synced as a .lrc "

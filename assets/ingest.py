@@ -60,7 +60,6 @@ class IngestInbox(ConfigurableResource):
 
 @asset(
     group_name="sources",
-    pool="duckdb_writer",
     description="FREE-ingest items from `harmony ingest` and the inbox, deduplicated across submissions, "
                 "with their state (pending | matched | unmatched | expanded).",
 )
@@ -210,7 +209,6 @@ def _save(database: HarmonyDatabase, done: list[tuple[dict, Resolution]], spotif
 @asset(
     group_name="catalog",
     deps=[free_ingest_items],
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     description="FREE-ingest items resolved to Spotify tracks: links expanded, ISRC search first, then "
                 "track/artist/album searches scored on names and duration. Unmatched items say why.",

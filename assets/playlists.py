@@ -26,7 +26,6 @@ PLAYLIST_COLUMNS = (
 
 @asset(
     group_name="sources",
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     description="Playlists named in HARMONY_PLAYLISTS: name, owner, snapshot id, sync status.",
 )
@@ -124,7 +123,6 @@ def _error_row(playlist_id: str, now: datetime, reason: str) -> dict:
 @asset(
     group_name="sources",
     deps=[spotify_playlists],
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     description="Tracks of each synced playlist; removed tracks are marked with a timestamp, never deleted.",
 )

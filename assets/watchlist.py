@@ -24,7 +24,6 @@ from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited,
 
 @asset(
     group_name="sources",
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     description="Artists watched for new releases: from HARMONY_WATCHLIST and `harmony watch add`.",
 )
@@ -75,7 +74,6 @@ class ArtistReleasesConfig(Config):
 @asset(
     group_name="sources",
     deps=[watchlist_artists],
-    pool="duckdb_writer",
     retry_policy=NETWORK_RETRY,
     description="Every album and single of the watched artists; new ones (and the back catalogue on request) "
                 "are acquired through artist_release_tracks.",

@@ -32,8 +32,14 @@ class FailureOutcome:
     search_again: bool = False  # every known candidate was tried: look for new ones before retrying
 
 
+# Attempts that failed on our side (a finished file gone from the downloads folder): the peer did
+# nothing wrong, so its file stays a candidate for the next attempt.
+OUR_SIDE_OUTCOMES = frozenset({"file_missing"})
+
+
 def tried_candidates(history: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
-    return {(h["username"], h["filename"]) for h in history if h.get("username")}
+    return {(h["username"], h["filename"]) for h in history
+            if h.get("username") and h.get("outcome") not in OUR_SIDE_OUTCOMES}
 
 
 def next_candidate(

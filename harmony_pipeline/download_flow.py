@@ -1,9 +1,11 @@
 """Downloads without Dagster: enqueue the next candidate, reconcile slskd's transfers, verify finished
 files, and turn failures into backoff retries or dead-letters.
 
-Rows of the `downloads` table carry one track each (its attempts, history and state). slskd transfer
-ids are GUIDs, so transfers are matched to rows by username + remote filename (the newest request).
-Network calls happen with no DuckDB connection open; each write is one short transaction.
+Rows of the `downloads` table carry one track each (its attempts, history and state); every write is a
+conditional transition (harmony_pipeline.acquisition_state), so overlapping runs never take the same
+work twice. slskd transfer ids are GUIDs, so transfers are matched to rows by username + remote filename
+(the newest request). Each step works in phases: read, network and files with no DuckDB connection
+open, then one short transaction for the writes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from harmony_pipeline import storage
+from harmony_pipeline.acquisition_state import (
+    abandoned,
+    download_due,
+    forget_match,
+    load_downloads,
+    save_download,
+    remove_download,
+)
+from harmony_pipeline.claims import process_token
 from harmony_pipeline.download_attempts import (
     RetryRules,
     after_failure,
@@ -33,10 +44,6 @@ from harmony_pipeline.library_import import (
 
 QUEUE_GIVE_UP = timedelta(hours=6)  # a transfer still waiting in a peer's queue after this is abandoned
 MISSING_GRACE = timedelta(minutes=5)  # a transfer slskd does not list after this was lost
-DOWNLOAD_COLUMNS = (
-    "wanted_key", "state", "attempts", "username", "filename", "size", "transfer_id", "transfer_state",
-    "local_path", "enqueued_at", "next_attempt_at", "last_error", "history", "updated_at",
-)
 
 
 @dataclass
@@ -48,20 +55,6 @@ class DownloadSetup:
     quarantine_dir: Path
     rules: RetryRules
     log: Any = logging.getLogger(__name__)
-
-
-def save_download(conn, row: dict[str, Any]) -> None:
-    stored = {c: row.get(c) for c in DOWNLOAD_COLUMNS}
-    if isinstance(stored["history"], list):
-        stored["history"] = json.dumps(stored["history"], ensure_ascii=False)
-    storage.upsert(conn, "downloads", [stored], key=["wanted_key"])
-
-
-def load_downloads(conn, where: str, params: list | None = None) -> list[dict[str, Any]]:
-    rows = storage.fetch_dicts(conn, f"SELECT * FROM downloads WHERE {where}", params or [])
-    for row in rows:
-        row["history"] = json.loads(row["history"] or "[]")
-    return rows
 
 
 def blocked_candidates(conn) -> set[tuple[str, str]]:
@@ -85,15 +78,17 @@ def block_candidate(conn, username: str, filename: str, reason: str) -> None:
 
 
 def fail_attempt(conn, row: dict[str, Any], candidates: list[dict], error: str, rules: RetryRules,
-                 *, outcome: str = "failed", label: str | None = None) -> str:
-    """Close the current attempt as failed and schedule the next one, or dead-letter the track."""
+                 *, outcome: str = "failed", label: str | None = None) -> str | None:
+    """Close the current attempt as failed and schedule the next one, or dead-letter the track.
+    None when another run changed the row first (nothing is written then)."""
     now = storage.utcnow()
     close_attempt(row["history"], outcome, error, now)
     left = next_candidate(candidates, row["history"], blocked_candidates(conn)) is not None
     result = after_failure(row["attempts"], rules, now, candidates_left=left)
     row.update(state=result.state, next_attempt_at=result.next_attempt_at, last_error=error,
-               transfer_id=None, updated_at=now)
-    save_download(conn, row)
+               transfer_id=None, claimed_by=None, updated_at=now)
+    if not save_download(conn, row):
+        return None
     if result.search_again:
         forget_match(conn, row["wanted_key"])
     details = {"track": label or row["wanted_key"], "attempts": row["attempts"], "error": error,
@@ -107,22 +102,13 @@ def fail_attempt(conn, row: dict[str, Any], candidates: list[dict], error: str, 
     return result.state
 
 
-def forget_match(conn, wanted_key: str) -> None:
-    """Drop a track's match decision and its cached searches, so the next run searches Soulseek again."""
-    queries = conn.execute("SELECT queries FROM soulseek_matches WHERE wanted_key = ?", [wanted_key]).fetchone()
-    for query in (queries[0] or []) if queries else []:
-        conn.execute("DELETE FROM search_cache WHERE query = ?", [query])
-    conn.execute("DELETE FROM soulseek_matches WHERE wanted_key = ?", [wanted_key])
-
-
-def _due(row: dict[str, Any] | None, now: datetime) -> bool:
-    if row is None:
-        return True
-    return row["state"] == "retry" and row["next_attempt_at"] is not None and row["next_attempt_at"] <= now
-
-
 def start_due_downloads(setup: DownloadSetup) -> int:
-    """Enqueue the next candidate for every matched wanted track without a download or with a due retry."""
+    """Enqueue the next candidate for every matched wanted track without a download or with a due retry.
+
+    Each track is first claimed (state `enqueuing`, committed), then enqueued on slskd, then settled:
+    a second run sees the claim and leaves the track alone; a claim whose process died is undone by
+    `reconcile_transfers`.
+    """
     from resources.slskd import SlskdError, SlskdUnavailable
 
     now = storage.utcnow()
@@ -134,41 +120,76 @@ def start_due_downloads(setup: DownloadSetup) -> int:
         keys = [k for k in candidates if k in wanted]
         existing = {r["wanted_key"]: r for r in load_downloads(
             conn, "wanted_key IN (SELECT unnest(?))", [keys])} if keys else {}
-    started = 0
-    for key in keys:
-        row = existing.get(key)
-        if not _due(row, now):
-            continue
-        row = row or {"wanted_key": key, "attempts": 0, "history": []}
-        candidate = next_candidate(candidates[key], row["history"], blocked)
-        label = labels.get(key, key)
-        if candidate is None:  # a new search found nobody left to try
-            with setup.database.connect() as conn, storage.transaction(conn):
-                row.update(state="dead_letter", last_error="no candidate left to try", updated_at=storage.utcnow())
-                save_download(conn, row)
-                storage.record_activity(conn, "download_dead_lettered", {
-                    "track": label, "reason": "no candidate left to try", "attempts": row["attempts"]})
-            continue
+
+    claimed: list[tuple[dict, dict, dict | None]] = []  # (row, candidate, row before the claim)
+    with setup.database.connect() as conn, storage.transaction(conn):
+        for key in keys:
+            row = existing.get(key)
+            if not download_due(row, now):
+                continue
+            before = None if row is None else {**row, "history": list(row["history"])}
+            row = row or {"wanted_key": key, "attempts": 0, "history": []}
+            candidate = next_candidate(candidates[key], row["history"], blocked)
+            if candidate is None:  # a new search found nobody left to try
+                row.update(state="dead_letter", last_error=_last_real_error(row) or "no candidate left to try",
+                           updated_at=storage.utcnow())
+                if save_download(conn, row):
+                    storage.record_activity(conn, "download_dead_lettered", {
+                        "track": labels.get(key, key), "reason": "no candidate left to try",
+                        "last_error": row["last_error"], "attempts": row["attempts"]})
+                continue
+            row["attempts"] += 1
+            row["history"].append(history_entry(candidate, now))
+            row.update(username=candidate["username"], filename=candidate["filename"], size=candidate.get("size"),
+                       enqueued_at=now, next_attempt_at=None, transfer_state="Requested", transfer_id=None,
+                       local_path=None, library_path=None, state="enqueuing", claimed_by=process_token(),
+                       updated_at=storage.utcnow())
+            if save_download(conn, row):
+                claimed.append((row, candidate, before))
+
+    errors: dict[str, str] = {}
+    unavailable: SlskdUnavailable | None = None
+    for row, candidate, _ in claimed:  # no DuckDB connection is open during these requests
         try:
             setup.client.enqueue(candidate["username"], candidate["filename"], candidate.get("size"))
-            error = None
-        except SlskdUnavailable:
-            raise  # slskd itself is down: the step's retry policy waits; no attempt is spent
+        except SlskdUnavailable as error:
+            unavailable = error  # slskd itself is down: nothing more can be enqueued now
+            break
         except SlskdError as failure:
-            error = str(failure)
-        row["attempts"] += 1
-        row["history"].append(history_entry(candidate, now))
-        row.update(username=candidate["username"], filename=candidate["filename"], size=candidate.get("size"),
-                   enqueued_at=now, next_attempt_at=None, transfer_state="Requested", local_path=None,
-                   state="downloading", updated_at=now)
-        with setup.database.connect() as conn, storage.transaction(conn):
-            if error:
-                setup.log.warning(f"{label}: enqueue refused: {error}")
-                fail_attempt(conn, row, candidates[key], error, setup.rules, outcome="enqueue_failed", label=label)
+            errors[row["wanted_key"]] = str(failure)
+        row["_enqueued"] = True
+
+    started = 0
+    with setup.database.connect() as conn, storage.transaction(conn):
+        for row, _, before in claimed:
+            key, label = row["wanted_key"], labels.get(row["wanted_key"], row["wanted_key"])
+            if not row.pop("_enqueued", False):
+                _undo_claim(conn, row, before)  # an slskd outage spends no attempt
+            elif key in errors:
+                setup.log.warning(f"{label}: enqueue refused: {errors[key]}")
+                fail_attempt(conn, row, candidates[key], errors[key], setup.rules, outcome="enqueue_failed",
+                             label=label)
             else:
-                save_download(conn, row)
-                started += 1
+                row.update(state="downloading", claimed_by=None, updated_at=storage.utcnow())
+                started += save_download(conn, row)
+    if unavailable is not None:
+        raise unavailable  # the step's retry policy waits for slskd
     return started
+
+
+def _undo_claim(conn, row: dict[str, Any], before: dict[str, Any] | None) -> bool:
+    """Put a claimed row back as it was before the claim (or remove it if it was new)."""
+    if before is None:
+        return remove_download(conn, row)
+    return save_download(conn, {**before, "updated_at": storage.utcnow(), "_version": row["_version"]})
+
+
+def _last_real_error(row: dict[str, Any]) -> str | None:
+    """The newest error an attempt actually met (a transfer or verification failure), for dead-letters."""
+    for attempt in reversed(row.get("history") or []):
+        if attempt.get("error"):
+            return attempt["error"]
+    return row.get("last_error")
 
 
 def _requested_at(transfer) -> datetime:
@@ -205,78 +226,110 @@ def local_file(setup: DownloadSetup, transfer, reported_paths: dict) -> Path | N
 
 
 def reconcile_transfers(setup: DownloadSetup) -> dict[str, int]:
-    """Settle downloading rows whose transfer finished: verify the file, or fail the attempt."""
+    """Settle downloading rows whose transfer finished: verify the file, or fail the attempt.
+
+    Claims left by a process that died mid-enqueue are settled too: on slskd after all, or undone.
+    """
     counts = {"succeeded": 0, "failed": 0, "in_flight": 0}
     with setup.database.connect(read_only=True) as conn:
-        active = load_downloads(conn, "state = 'downloading'")
+        active = [r for r in load_downloads(conn, "state IN ('downloading', 'enqueuing')")
+                  if r["state"] == "downloading" or abandoned(r)]
+        candidates = matched_candidates(conn)
+        labels = track_labels(conn)
+        durations = dict(conn.execute("SELECT wanted_key, duration_ms FROM wanted_tracks").fetchall())
     if not active:
         return counts
     transfers = newest_transfers(setup.client.transfers())
     reported_paths = setup.client.completed_local_paths() if any(t.succeeded for t in transfers.values()) else {}
     now = storage.utcnow()
-    to_cancel = []
+
+    # Decide every row with no connection open: file checks may take a while.
+    outcomes = []  # (row, action, detail)
+    for row in active:
+        transfer = transfers.get((row["username"], row["filename"]))
+        if row["state"] == "enqueuing":  # its process died between the claim and slskd's answer
+            outcomes.append((row, "enqueued" if transfer else "undo_claim", None))
+            continue
+        if transfer is None:
+            late = row["enqueued_at"] and now - row["enqueued_at"] > MISSING_GRACE
+            outcomes.append((row, "fail", ("transfer missing from slskd", "failed")) if late else (row, "wait", None))
+            continue
+        progressed = (row.get("transfer_id"), row.get("transfer_state")) != (transfer.id, transfer.state)
+        row.update(transfer_id=transfer.id, transfer_state=transfer.state)
+        if transfer.succeeded:
+            path = local_file(setup, transfer, reported_paths)
+            if path is None or not path.is_file():
+                # Not the peer's fault (a path mapping, a file moved away): the same file is tried again.
+                outcomes.append((row, "fail", ("the finished file was not found in SLSKD_DOWNLOADS_DIR",
+                                               "file_missing")))
+                continue
+            try:
+                check_download(path, durations.get(row["wanted_key"]))
+            except AudioCheckError as problem:
+                outcomes.append((row, "reject", (path, str(problem))))
+                continue
+            outcomes.append((row, "succeeded", path))
+        elif transfer.is_terminal:
+            reason = transfer.state.replace("Completed, ", "") + (
+                f": {transfer.exception}" if transfer.exception else "")
+            outcomes.append((row, "fail", (reason, transfer.state)))
+        elif row["enqueued_at"] and now - row["enqueued_at"] > QUEUE_GIVE_UP:
+            outcomes.append((row, "abandon", transfer))
+        else:
+            outcomes.append((row, "wait", progressed))
+
+    to_quarantine, to_cancel = [], []
     with setup.database.connect() as conn, storage.transaction(conn):
-        candidates = matched_candidates(conn)
-        labels = track_labels(conn)
-        durations = dict(conn.execute("SELECT wanted_key, duration_ms FROM wanted_tracks").fetchall())
-        for row in active:
+        for row, action, detail in outcomes:
             key = row["wanted_key"]
             options, label = candidates.get(key, []), labels.get(key, key)
-            transfer = transfers.get((row["username"], row["filename"]))
-            if transfer is None:
-                if row["enqueued_at"] and now - row["enqueued_at"] > MISSING_GRACE:
-                    fail_attempt(conn, row, options, "transfer missing from slskd", setup.rules, label=label)
-                    counts["failed"] += 1
-                else:
-                    counts["in_flight"] += 1
-                continue
-            row.update(transfer_id=transfer.id, transfer_state=transfer.state, updated_at=now)
-            if transfer.succeeded:
-                path = local_file(setup, transfer, reported_paths)
-                if path is None or not path.is_file():
-                    # Not the peer's fault (a path mapping, a file moved away): retry, do not block it.
-                    fail_attempt(conn, row, options, "the finished file was not found in SLSKD_DOWNLOADS_DIR",
-                                 setup.rules, outcome="file_missing", label=label)
-                    counts["failed"] += 1
-                    continue
-                try:
-                    check_download(path, durations.get(key))
-                except AudioCheckError as problem:
-                    # Not the promised audio: quarantined, and this source is never tried again.
-                    quarantine(path, setup.quarantine_dir, str(problem))
-                    block_candidate(conn, row["username"], row["filename"], str(problem))
-                    fail_attempt(conn, row, options, f"file rejected: {problem}", setup.rules,
-                                 outcome="quarantined", label=label)
-                    counts["failed"] += 1
-                    continue
-                row.update(state="succeeded", local_path=str(path))
-                close_attempt(row["history"], "downloaded", None, now)
-                save_download(conn, row)
-                storage.record_activity(conn, "download_completed", {"track": label, "from": row["username"]})
-                counts["succeeded"] += 1
-            elif transfer.is_terminal:
-                reason = transfer.state.replace("Completed, ", "") + (
-                    f": {transfer.exception}" if transfer.exception else "")
-                fail_attempt(conn, row, options, reason, setup.rules, outcome=transfer.state, label=label)
-                counts["failed"] += 1
-            elif row["enqueued_at"] and now - row["enqueued_at"] > QUEUE_GIVE_UP:
-                to_cancel.append(transfer)
-                fail_attempt(conn, row, options, f"still {transfer.state} after {QUEUE_GIVE_UP}", setup.rules,
-                             outcome="abandoned", label=label)
-                counts["failed"] += 1
-            else:
-                save_download(conn, row)
+            if action == "wait":
                 counts["in_flight"] += 1
-    for transfer in to_cancel:  # after the transaction: no connection is held during network calls
+                if detail:  # slskd moved the transfer on (queued → in progress): keep its state for status
+                    save_download(conn, {**row, "updated_at": now})
+            elif action == "enqueued":
+                row.update(state="downloading", claimed_by=None, updated_at=now)
+                counts["in_flight"] += save_download(conn, row)
+            elif action == "undo_claim":
+                _undo_unconfirmed_claim(conn, row, now)
+            elif action == "succeeded":
+                row.update(state="succeeded", local_path=str(detail), updated_at=now)
+                close_attempt(row["history"], "downloaded", None, now)
+                if save_download(conn, row):
+                    storage.record_activity(conn, "download_completed", {"track": label, "from": row["username"]})
+                    counts["succeeded"] += 1
+            elif action == "reject":
+                # Not the promised audio: quarantined, and this source is never tried again.
+                path, problem = detail
+                if fail_attempt(conn, row, options, f"file rejected: {problem}", setup.rules,
+                                outcome="quarantined", label=label):
+                    block_candidate(conn, row["username"], row["filename"], problem)
+                    to_quarantine.append((path, problem))
+                    counts["failed"] += 1
+            elif action == "abandon":
+                if fail_attempt(conn, row, options, f"still {detail.state} after {QUEUE_GIVE_UP}", setup.rules,
+                                outcome="abandoned", label=label):
+                    to_cancel.append(detail)
+                    counts["failed"] += 1
+            else:  # fail
+                reason, outcome = detail
+                counts["failed"] += fail_attempt(conn, row, options, reason, setup.rules, outcome=outcome,
+                                                 label=label) is not None
+    # After the commit: files and slskd are touched only for transitions that were really written.
+    for path, problem in to_quarantine:
+        if path.is_file():
+            quarantine(path, setup.quarantine_dir, problem)
+    for transfer in to_cancel:
         setup.client.cancel(transfer.username, transfer.id)
     return counts
 
 
-def pending_download_work(conn, now: datetime) -> tuple[int, datetime | None]:
-    """(transfers in flight, when the next retry that has candidates falls due)."""
-    in_flight = conn.execute("SELECT count(*) FROM downloads WHERE state = 'downloading'").fetchone()[0]
-    next_due = conn.execute(
-        "SELECT min(d.next_attempt_at) FROM downloads d JOIN soulseek_matches m USING (wanted_key) "
-        "JOIN wanted_tracks w USING (wanted_key) "
-        "WHERE d.state = 'retry' AND m.status = 'matched' AND w.state = 'wanted'").fetchone()[0]
-    return in_flight, next_due
+def _undo_unconfirmed_claim(conn, row: dict[str, Any], now: datetime) -> bool:
+    """A claim whose process died before slskd had the transfer: the attempt never happened."""
+    row["history"].pop()
+    row["attempts"] -= 1
+    if not row["history"]:
+        return remove_download(conn, row)
+    row.update(state="retry", next_attempt_at=now, claimed_by=None, updated_at=now,
+               last_error="the run enqueuing it stopped before slskd had the transfer")
+    return save_download(conn, row)

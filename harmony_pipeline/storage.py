@@ -7,6 +7,7 @@ the lock (design.md §8). Network I/O always happens before a connection is open
 
 from __future__ import annotations
 
+import contextvars
 import json
 import random
 import threading
@@ -21,6 +22,9 @@ from typing import Any
 import duckdb
 
 LOCK_WAIT_SECONDS = 60.0
+# The Dagster run whose step is recording activity (None outside runs: the CLI, sensors). Steps of
+# different runs overlap, so a step's own events are told apart by run, not by time.
+current_run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_run_id", default=None)
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
@@ -182,8 +186,9 @@ def record_activity(
 ) -> None:
     """Append one activity event (sync_started, download_dead_lettered, …)."""
     conn.execute(
-        "INSERT INTO activity_events (time, type, details) VALUES (?, ?, ?)",
-        [utcnow(), event_type, json.dumps(dict(details or {}), default=str, ensure_ascii=False)],
+        "INSERT INTO activity_events (time, type, details, run_id) VALUES (?, ?, ?, ?)",
+        [utcnow(), event_type, json.dumps(dict(details or {}), default=str, ensure_ascii=False),
+         current_run_id.get()],
     )
 
 

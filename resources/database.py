@@ -7,15 +7,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
 from harmony_pipeline import storage
+from harmony_pipeline.claims import process_token
 
 
 class HarmonyDatabase(ConfigurableResource):
     """The embedded DuckDB file (HARMONY_DUCKDB_PATH). Open it only around SQL."""
 
     path: str
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Activity events recorded during this run carry its id (storage.record_activity), and the run
+        # carries this process's token, so a sensor can tell when the process died (sensors/run_health.py).
+        storage.current_run_id.set(context.run.run_id)
+        if context.run is not None and context.instance is not None:
+            context.instance.add_run_tags(context.run.run_id, {"harmony/process": process_token()})
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import duckdb
-from dagster import RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, sensor
+from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from harmony_pipeline import storage
 from harmony_pipeline.ingest_store import backfill_work, ingest_inbox_file, waiting_inbox_files
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
-from sensors.downloads import ACTIVE_RUN_STATUSES
+from sensors.run_health import active_runs
 
 
 def build_free_ingest_inbox_sensor(job, workers: Workers, interval_seconds: int):
@@ -55,8 +55,7 @@ def build_free_ingest_inbox_sensor(job, workers: Workers, interval_seconds: int)
         if not due:
             summary = f"{len(taken)} inbox files recorded; " if taken else ""
             return SkipReason(f"{summary}no items waiting for a Spotify lookup")
-        active = context.instance.get_runs(
-            filters=RunsFilter(job_name=job.name, statuses=ACTIVE_RUN_STATUSES), limit=1)
+        active = active_runs(context.instance, job.name, context.log)
         if active:
             return SkipReason(f"{due} items due; an ingest run is in progress")
         accepted = sum(t.outcome.accepted for t in taken if t.outcome)

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 
 from dagster import (
     RunRequest,
-    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
@@ -42,7 +41,7 @@ from resources.spotify import (
     SpotifyRateLimited,
     SpotifyResource,
 )
-from sensors.downloads import ACTIVE_RUN_STATUSES
+from sensors.run_health import active_runs
 
 ARTISTS_PER_TICK = 5
 
@@ -132,8 +131,7 @@ def build_new_release_sensor(job, workers: Workers, interval_seconds: int):
     )
     def new_release_sensor(context: SensorEvaluationContext, spotify: SpotifyResource,
                            database: HarmonyDatabase, pipeline: PipelineSettings):
-        active = context.instance.get_runs(filters=RunsFilter(job_name=job.name, statuses=ACTIVE_RUN_STATUSES),
-                                           limit=1)
+        active = active_runs(context.instance, job.name, context.log)
         if active:
             return SensorResult(skip_reason=f"a watchlist run is in progress ({active[0].run_id[:8]})")
         now = storage.utcnow()

@@ -98,3 +98,38 @@ def materialize_assets(names: list[str], instance, raise_on_error: bool = True):
     wiring = collect_wiring(load_settings())
     return materialize(wiring.assets, resources=wiring.resources, instance=instance, selection=names,
                        raise_on_error=raise_on_error)
+
+
+def settle_acquisition(instance, max_runs: int = 12, timeout: float = 120.0) -> int:
+    """Run what download_transfer_sensor would request, until no acquisition work is left or in flight.
+
+    Uses the sensor's own work detection and asset selection; waits (without a run) while transfers
+    are on slskd or a retry's backoff is running. Returns the number of runs made.
+    """
+    import time
+
+    from harmony_pipeline import storage
+    from harmony_pipeline.acquisition_state import pending_download_work
+    from harmony_pipeline.definitions import build_resources
+    from harmony_pipeline.settings import load_settings
+    from resources.slskd import SlskdResource
+    from sensors.downloads import acquisition_selection, pending_work
+
+    settings = load_settings()
+    database = build_resources(settings)["database"]
+    slskd = SlskdResource(url=settings.slskd_url, api_key=os.environ.get("SLSKD_API_KEY"))
+    runs, deadline = 0, time.monotonic() + timeout
+    while True:
+        selection = acquisition_selection(pending_work(database, slskd))
+        if selection:
+            runs += 1
+            assert runs <= max_runs, f"acquisition still has work after {max_runs} runs: {selection}"
+            result = materialize_assets(selection, instance)
+            assert result.success
+            continue
+        with database.connect(read_only=True) as conn:
+            in_flight, next_due = pending_download_work(conn, storage.utcnow())
+        if not in_flight and next_due is None:
+            return runs
+        assert time.monotonic() < deadline, f"acquisition not settled after {timeout}s"
+        time.sleep(0.2)

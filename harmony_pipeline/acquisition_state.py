@@ -1,0 +1,160 @@
+"""The acquisition state machine: which wanted tracks are due for a search or a download, and every
+transition of a `downloads` row, in one place for assets, sensors, `harmony status` and the CLI.
+
+Runs overlap (no writer pool), so every transition is conditional: a row is written only where it
+still holds the version it was read with (its state and `updated_at`). A run that loses the race skips
+the row; two runs can never enqueue the same transfer twice, import twice or overwrite each other.
+
+download states:
+  enqueuing   claimed by a process that is asking slskd for the transfer (`claimed_by`)
+  downloading the transfer is on slskd
+  retry       the last attempt failed; the next one falls due at `next_attempt_at`
+  succeeded   the file is downloaded and checked, waiting for the import
+  importing   claimed by a process moving the file to `library_path`
+  imported    in the library
+  dead_letter RETRY_MAX_ATTEMPTS spent, or nobody left to try; `harmony dead-letter requeue` revives it
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from harmony_pipeline import storage
+from harmony_pipeline.claims import claim_is_live
+
+DOWNLOAD_COLUMNS = (
+    "wanted_key", "state", "attempts", "username", "filename", "size", "transfer_id", "transfer_state",
+    "local_path", "enqueued_at", "next_attempt_at", "last_error", "history", "updated_at", "claimed_by",
+    "library_path",
+)
+IN_FLIGHT_STATES = ("enqueuing", "downloading")
+
+# A wanted track needs a (new) search: never decided, or a no-match / budget-deferred decision whose wait is over.
+SEARCH_DUE_WHERE = (
+    "w.state = 'wanted' AND (m.wanted_key IS NULL "
+    "OR (m.status IN ('deferred', 'no_match') AND m.retry_search_after <= ?))"
+)
+_SEARCH_DUE_FROM = "FROM wanted_tracks w LEFT JOIN soulseek_matches m USING (wanted_key) WHERE " + SEARCH_DUE_WHERE
+
+
+class StaleRow(Exception):
+    """Another run changed the row since it was read: this run leaves it alone."""
+
+
+def tracks_due_for_search(conn, now: datetime) -> list[dict[str, Any]]:
+    return storage.fetch_dicts(conn, "SELECT w.* " + _SEARCH_DUE_FROM + " ORDER BY w.first_wanted_at, w.wanted_key",
+                               [now])
+
+
+def searches_due(conn, now: datetime) -> int:
+    return conn.execute("SELECT count(*) " + _SEARCH_DUE_FROM, [now]).fetchone()[0]
+
+
+def next_search_at(conn) -> datetime | None:
+    """When the next no-match or deferred track is searched again."""
+    return conn.execute(
+        "SELECT min(m.retry_search_after) FROM soulseek_matches m JOIN wanted_tracks w USING (wanted_key) "
+        "WHERE w.state = 'wanted' AND m.status IN ('deferred', 'no_match')").fetchone()[0]
+
+
+def pending_download_work(conn, now: datetime) -> tuple[int, datetime | None]:
+    """(transfers in flight, when the next retry that has candidates falls due)."""
+    in_flight = conn.execute("SELECT count(*) FROM downloads WHERE state IN ('enqueuing', 'downloading')"
+                             ).fetchone()[0]
+    next_due = conn.execute(
+        "SELECT min(d.next_attempt_at) FROM downloads d JOIN soulseek_matches m USING (wanted_key) "
+        "JOIN wanted_tracks w USING (wanted_key) "
+        "WHERE d.state = 'retry' AND m.status = 'matched' AND w.state = 'wanted'").fetchone()[0]
+    return in_flight, next_due
+
+
+def downloads_not_started(conn) -> int:
+    """Matched wanted tracks that have no download yet."""
+    return conn.execute(
+        "SELECT count(*) FROM soulseek_matches m JOIN wanted_tracks w USING (wanted_key) "
+        "WHERE m.status = 'matched' AND w.state = 'wanted' "
+        "AND NOT EXISTS (SELECT 1 FROM downloads d WHERE d.wanted_key = m.wanted_key)").fetchone()[0]
+
+
+def imports_pending(conn) -> int:
+    """Downloads waiting for the import, and imports a dead process left half done."""
+    rows = conn.execute("SELECT state, claimed_by, updated_at FROM downloads "
+                        "WHERE state IN ('succeeded', 'importing')").fetchall()
+    return sum(1 for state, token, at in rows if state == "succeeded" or not claim_is_live(token, at))
+
+
+def download_due(row: dict[str, Any] | None, now: datetime) -> bool:
+    """A matched track with no download yet, or a retry whose backoff has passed."""
+    if row is None:
+        return True
+    return row["state"] == "retry" and row["next_attempt_at"] is not None and row["next_attempt_at"] <= now
+
+
+def abandoned(row: dict[str, Any]) -> bool:
+    """A row claimed by a process that is gone: its transition must be finished or undone."""
+    return row["state"] in ("enqueuing", "importing") and not claim_is_live(row.get("claimed_by"), row["updated_at"])
+
+
+# --- reading and writing download rows ------------------------------------------------------------
+def load_downloads(conn, where: str, params: list | None = None) -> list[dict[str, Any]]:
+    """Download rows (history decoded), each remembering the version it was read at."""
+    rows = storage.fetch_dicts(conn, f"SELECT * FROM downloads WHERE {where}", params or [])
+    for row in rows:
+        row["history"] = json.loads(row["history"] or "[]")
+        row["_version"] = (row["state"], row["updated_at"])
+    return rows
+
+
+def save_download(conn, row: dict[str, Any]) -> bool:
+    """Write `row` where the stored row still has the version `row` was read at (a new row: where none
+    exists). False when another run got there first; `row` then keeps its old version."""
+    stored = {c: row.get(c) for c in DOWNLOAD_COLUMNS}
+    stored["history"] = json.dumps(stored["history"] or [], ensure_ascii=False)
+    columns = list(stored)
+    version = row.get("_version")
+    if version is None:
+        changed = conn.execute(
+            f"INSERT INTO downloads ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+            "ON CONFLICT DO NOTHING", [stored[c] for c in columns]).fetchone()[0]
+    else:
+        updates = [c for c in columns if c != "wanted_key"]
+        changed = conn.execute(
+            f"UPDATE downloads SET {', '.join(f'{c} = ?' for c in updates)} "
+            "WHERE wanted_key = ? AND state = ? AND updated_at = ?",
+            [stored[c] for c in updates] + [row["wanted_key"], *version]).fetchone()[0]
+    if changed:
+        row["_version"] = (stored["state"], stored["updated_at"])
+    return bool(changed)
+
+
+def remove_download(conn, row: dict[str, Any]) -> bool:
+    """Delete a row that is still at the version it was read at (undoing a claim on a new track)."""
+    return bool(conn.execute("DELETE FROM downloads WHERE wanted_key = ? AND state = ? AND updated_at = ?",
+                             [row["wanted_key"], *row["_version"]]).fetchone()[0])
+
+
+# --- matches ---------------------------------------------------------------------------------------
+def forget_match(conn, wanted_key: str) -> None:
+    """Drop a track's match decision and its cached searches, so the next run searches Soulseek again."""
+    queries = conn.execute("SELECT queries FROM soulseek_matches WHERE wanted_key = ?", [wanted_key]).fetchone()
+    for query in (queries[0] or []) if queries else []:
+        conn.execute("DELETE FROM search_cache WHERE query = ?", [query])
+    conn.execute("DELETE FROM soulseek_matches WHERE wanted_key = ?", [wanted_key])
+
+
+def requeue_dead_letters(conn, keys: list[str] | None) -> list[dict[str, Any]]:
+    """Give dead-lettered tracks a fresh start (all when `keys` is None): attempts and tried candidates
+    cleared, match decision and cached searches dropped. Returns the rows requeued, as they were."""
+    dead = load_downloads(conn, "state = 'dead_letter'")
+    done = []
+    for row in dead:
+        if (keys is not None and row["wanted_key"] not in keys) or not remove_download(conn, row):
+            continue
+        done.append(row)
+        forget_match(conn, row["wanted_key"])
+        conn.execute("UPDATE wanted_tracks SET state = 'wanted', updated_at = ? WHERE wanted_key = ?",
+                     [storage.utcnow(), row["wanted_key"]])
+        storage.record_activity(conn, "download_requeued", {"track": row["wanted_key"]})
+    return done

@@ -1,0 +1,185 @@
+"""Importing checked downloads into the library, crash-safe, without Dagster.
+
+Every import is claimed first, with the exact library path it will take (`importing`, committed), then
+the file is moved, then the library row is written. A run killed anywhere in between leaves a claim
+whose process is gone; the next run sees where the file was headed and finishes the job: the file
+already there (and the download gone) is the import done, never a second copy as "… (2)".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from harmony_pipeline import storage
+from harmony_pipeline.acquisition_state import abandoned, load_downloads, save_download
+from harmony_pipeline.claims import process_token
+from harmony_pipeline.download_attempts import RetryRules
+from harmony_pipeline.download_flow import block_candidate, fail_attempt, matched_candidates
+from harmony_pipeline.library_import import (
+    AudioCheckError,
+    AudioInfo,
+    check_download,
+    import_into_library,
+    inspect_audio,
+    quarantine,
+)
+from harmony_pipeline.library_paths import TrackNaming, render_library_path, resolve_inside, same_content, unique_destination
+
+LIBRARY_COLUMNS = (
+    "wanted_key", "path", "spotify_track_id", "isrc", "title", "artist", "album", "album_id", "album_artist",
+    "track_number", "disc_number", "release_date", "format", "bitrate", "duration_s", "sample_rate",
+    "size_bytes", "source", "source_filename", "imported_at",
+)
+
+
+@dataclass
+class ImportSetup:
+    database: Any  # anything with connect() / connect(read_only=True)
+    library_root: Path
+    path_template: str
+    quarantine_dir: Path
+    rules: RetryRules
+    log: Any = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportReport:
+    imported: list[dict] = field(default_factory=list)  # the library rows written
+    rejected: list[dict] = field(default_factory=list)  # track, reason
+    errors: list[str] = field(default_factory=list)  # our side: the file stays, nothing is spent
+
+
+def imports_to_do(database) -> list[dict[str, Any]]:
+    """Checked downloads waiting for the import, and imports a dead process left half done, with their
+    wanted track's fields."""
+    with database.connect(read_only=True) as conn:
+        rows = [r for r in load_downloads(conn, "state IN ('succeeded', 'importing')")
+                if r["state"] == "succeeded" or abandoned(r)]
+        keys = [r["wanted_key"] for r in rows]
+        wanted = {w["wanted_key"]: w for w in storage.fetch_dicts(
+            conn, "SELECT * EXCLUDE (state, updated_at) FROM wanted_tracks WHERE wanted_key IN (SELECT unnest(?))",
+            [keys])} if keys else {}
+    return [{**wanted[r["wanted_key"]], **r} for r in rows if r["wanted_key"] in wanted]
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['artist']} – {row['title']}"
+
+
+def _relative_path(row: dict[str, Any], template: str, disc_totals: dict[str, int], file_format: str) -> PurePosixPath:
+    year = row.get("release_date") or ""
+    naming = TrackNaming(
+        albumartist=row.get("album_artist") or row["artist"], artist=row["artist"],
+        album=row.get("album") or "", title=row["title"],
+        year=int(year[:4]) if year[:4].isdigit() else None,
+        disc=row.get("disc_number") or 1,
+        disc_total=max(disc_totals.get(row.get("album_id"), 1), row.get("disc_number") or 1),
+        track=row.get("track_number") or 0,
+    )
+    return render_library_path(template, naming, file_format)
+
+
+def _destination(setup: ImportSetup, row: dict[str, Any], disc_totals: dict[str, int]) -> tuple[str, AudioInfo | None]:
+    """Where the file goes (relative to the library); the intended path of a half-done import is kept."""
+    if row["state"] == "importing" and row.get("library_path"):
+        return row["library_path"], None
+    source = Path(row["local_path"])
+    info = check_download(source, row.get("duration_ms"))
+    target = resolve_inside(setup.library_root, _relative_path(row, setup.path_template, disc_totals, info.format))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The exact name is fixed now ("(2)" only for a different file already there), so a re-run after a
+    # crash finds the file where this run put it.
+    destination = unique_destination(target, same_as=source)
+    return destination.relative_to(setup.library_root.resolve()).as_posix(), info
+
+
+def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals: dict[str, int]) -> ImportReport:
+    report = ImportReport()
+    # 1. Where each file goes (reading files only).
+    planned, rejected, missing = [], [], []
+    for row in rows:
+        source = Path(row["local_path"]) if row.get("local_path") else None
+        try:
+            if row["state"] == "succeeded" and (source is None or not source.is_file()):
+                missing.append(row)
+                continue
+            relative, info = _destination(setup, row, disc_totals)
+        except AudioCheckError as error:
+            rejected.append((row, str(error)))
+            continue
+        except (OSError, ValueError) as error:
+            setup.log.error(f"{_label(row)}: could not import: {error}")
+            report.errors.append(f"{_label(row)}: {error}")
+            continue
+        planned.append((row, relative, info))
+
+    # 2. Claim them with their destination; settle what cannot be imported.
+    claimed = []
+    with setup.database.connect() as conn, storage.transaction(conn):
+        candidates = matched_candidates(conn)
+        for row, relative, info in planned:
+            row.update(state="importing", library_path=relative, claimed_by=process_token(),
+                       updated_at=storage.utcnow())
+            if save_download(conn, row):
+                claimed.append((row, relative, info))
+        for row in missing:
+            # Our side (the file was moved or deleted): the same peer's file is downloaded again.
+            fail_attempt(conn, row, candidates.get(row["wanted_key"], []),
+                         "the finished file was not found in the downloads folder", setup.rules,
+                         outcome="file_missing", label=_label(row))
+        quarantined = []
+        for row, reason in rejected:
+            # The file changed since it was verified: quarantine it, try another source.
+            setup.log.warning(f"{_label(row)}: {reason}")
+            if fail_attempt(conn, row, candidates.get(row["wanted_key"], []), f"file rejected: {reason}",
+                            setup.rules, outcome="quarantined", label=_label(row)):
+                block_candidate(conn, row["username"], row["filename"], reason)
+                quarantined.append((row, reason))
+                report.rejected.append({"track": _label(row), "reason": reason})
+    for row, reason in quarantined:
+        source = Path(row["local_path"])
+        if source.is_file():
+            quarantine(source, setup.quarantine_dir, reason)
+
+    # 3. Move the files.
+    moved = []
+    for row, relative, info in claimed:
+        source, target = Path(row["local_path"]), resolve_inside(setup.library_root, relative)
+        try:
+            if target.is_file() and (not source.is_file() or same_content(source, target)):
+                source.unlink(missing_ok=True)  # moved by a run that died before writing its row
+            else:
+                target = import_into_library(source, setup.library_root, PurePosixPath(relative))
+            moved.append((row, target, info or inspect_audio(target)))
+        except (OSError, ValueError, AudioCheckError) as error:
+            setup.log.error(f"{_label(row)}: could not import: {error}")
+            report.errors.append(f"{_label(row)}: {error}")
+            moved.append((row, None, None))
+
+    # 4. Record them.
+    with setup.database.connect() as conn, storage.transaction(conn):
+        for row, target, info in moved:
+            if target is None:  # released for the next run; the file stays where it was
+                row.update(state="succeeded", claimed_by=None, library_path=None, updated_at=storage.utcnow())
+                save_download(conn, row)
+                continue
+            library_row = {
+                **{c: row.get(c) for c in LIBRARY_COLUMNS},
+                "path": target.relative_to(setup.library_root.resolve()).as_posix(),
+                "format": info.format, "bitrate": info.bitrate_kbps, "duration_s": info.duration_seconds,
+                "sample_rate": info.sample_rate, "size_bytes": target.stat().st_size,
+                "source": f"soulseek:{row['username']}", "source_filename": row["filename"],
+                "imported_at": storage.utcnow(),
+            }
+            row.update(state="imported", claimed_by=None, updated_at=storage.utcnow())
+            if not save_download(conn, row):
+                continue
+            conn.execute("UPDATE wanted_tracks SET state = 'in_library', updated_at = ? WHERE wanted_key = ?",
+                         [storage.utcnow(), row["wanted_key"]])
+            storage.record_activity(conn, "track_imported", {"track": _label(row), "path": library_row["path"]})
+            report.imported.append(library_row)
+        storage.upsert(conn, "library_tracks", report.imported, key=["wanted_key"])
+    return report

@@ -1,0 +1,6 @@
+-- Execution model: activity events know the run that recorded them (no writer pool makes steps take
+-- turns any more), and download rows carry the claim of the process working on them plus the library
+-- path an import intends, so a killed run's half-done work is recognised and finished by the next one.
+ALTER TABLE activity_events ADD COLUMN run_id VARCHAR;
+ALTER TABLE downloads ADD COLUMN claimed_by VARCHAR;      -- host:pid:start of the process mid-transition
+ALTER TABLE downloads ADD COLUMN library_path VARCHAR;    -- importing: where the file is being moved
