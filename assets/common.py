@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from dagster import Backoff, Jitter, MetadataValue, RetryPolicy
+from dagster import Backoff, Jitter, MetadataValue, RetryPolicy, RetryRequested
+
+from harmony_pipeline.service_errors import retry_wait
 
 # Transient service errors inside a run: exponential backoff with jitter, visible as step retries.
 NETWORK_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+@contextmanager
+def retry_on_short_rate_limit(max_retries: int = 3) -> Iterator[None]:
+    """A rate limit that lifts soon becomes a step retry after the wait (RetryRequested); a transient
+    error goes to the step's RetryPolicy as it is; anything else fails the step."""
+    try:
+        yield
+    except Exception as error:
+        wait = retry_wait(error)
+        if wait is None:
+            raise
+        raise RetryRequested(max_retries=max_retries, seconds_to_wait=wait + 1) from error
 
 
 def _cell(value: Any) -> str:

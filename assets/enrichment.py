@@ -26,7 +26,7 @@ from dagster import (
     asset,
 )
 
-from assets.common import NETWORK_RETRY, markdown_table
+from assets.common import NETWORK_RETRY, markdown_table, retry_on_short_rate_limit
 from harmony_pipeline import storage
 from harmony_pipeline.artwork import (
     ArtworkCandidate,
@@ -51,6 +51,7 @@ from harmony_pipeline.credits import (
 )
 from harmony_pipeline.demand import normalise
 from harmony_pipeline.http_cache import HttpCache, ServiceError
+from harmony_pipeline.service_errors import escapes_item, retry_wait
 from harmony_pipeline.lyrics import (
     LyricsKind,
     LyricsRecord,
@@ -172,6 +173,8 @@ class Lookups:
                 self.log.warning(f"Spotify unavailable, enriching without it: {error}")
             self.spotify_gap = f"Spotify unavailable: {error}"
         except SpotifyRateLimited as error:  # not cached either: asked again once the limit has passed
+            if retry_wait(error) is not None:
+                raise  # lifts soon: the step waits and retries instead of tagging without Spotify
             if error.until != self.rate_limited_until:
                 self.rate_limited_until = error.until
                 self.log.warning(f"{error}; enriching without Spotify until then")
@@ -300,6 +303,8 @@ def tag_track(row: dict, lookups: Lookups, folders: LibraryFolders) -> dict:
         tags = gather_tags(row, lookups)
         write_tags(path, tags)
     except (TaggingError, ServiceError, SpotifyError, OSError) as error:
+        if escapes_item(error):
+            raise  # a 5xx or an outage: the step's retry policy tries again, not a day's cool-down
         return {**result, "status": "failed", "reason": str(error), "next_attempt_at": now + FAILURE_COOLDOWN}
     spotify_gap = lookups.take_spotify_gap()
     if spotify_gap:  # written without genres / copyright / disc totals: a later run completes the tags
@@ -344,7 +349,8 @@ def track_metadata(
     preview = []
     counts: dict[str, int] = defaultdict(int)
     for row in tracks_due(database, "track_metadata", cache.now()):
-        result = tag_track(row, lookups, folders)
+        with retry_on_short_rate_limit():
+            result = tag_track(row, lookups, folders)
         save_row(database, "track_metadata", {c: result.get(c) for c in METADATA_COLUMNS})
         counts[result["status"]] += 1
         if result["status"] != "tagged":
@@ -509,8 +515,12 @@ def track_artwork(
     for key, rows in by_album.items():
         now = cache.now()
         try:
-            art = find_album_art(rows, lookups, caa, folders.artwork_cache, pipeline.artwork_max_bytes, context.log)
+            with retry_on_short_rate_limit():
+                art = find_album_art(rows, lookups, caa, folders.artwork_cache, pipeline.artwork_max_bytes,
+                                     context.log)
         except (ServiceError, SpotifyError, OSError) as error:
+            if escapes_item(error):
+                raise
             art, failure = None, f"artwork lookup failed: {error}"
         else:
             failure = None
@@ -617,6 +627,8 @@ def lyrics_for_track(row: dict, lrclib: LrclibClient, folders: LibraryFolders,
         if outcome.plain_text:  # USLT / LYRICS / ©lyr, for players that do not read a .lrc (synced too)
             write_tags(path, TrackTags(plain_lyrics=outcome.plain_text))
     except (TaggingError, ServiceError, OSError) as error:
+        if escapes_item(error):
+            raise
         return {**result, "status": "failed", "reason": str(error), "next_attempt_at": now + FAILURE_COOLDOWN}, None
     result.update(status=outcome.kind.value, lrclib_id=outcome.record_id)
     if outcome.kind == LyricsKind.MISSING:

@@ -21,8 +21,10 @@ class HarmonyDatabase(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # Activity events recorded during this run carry its id (storage.record_activity), and the run
         # carries this process's token, so a sensor can tell when the process died (sensors/run_health.py).
+        if context.run is None:  # direct invocation (tests of checks): no run to tag
+            return
         storage.current_run_id.set(context.run.run_id)
-        if context.run is not None and context.instance is not None:
+        if context.instance is not None:
             context.instance.add_run_tags(context.run.run_id, {"harmony/process": process_token()})
 
     @contextmanager
