@@ -5,8 +5,9 @@ from datetime import datetime
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
+from assets.common import NETWORK_RETRY, retry_on_short_rate_limit, activity_metadata, markdown_table
 from harmony_pipeline import storage
+from harmony_pipeline.service_errors import escapes_item
 from harmony_pipeline.playlist_sync import diff_playlist, sync_status, tracks_from_items
 from resources.database import HarmonyDatabase, PipelineSettings
 from resources.spotify import (
@@ -41,34 +42,39 @@ def spotify_playlists(
         return MaterializeResult(metadata={"playlists": 0})
     api = spotify.get_api()
     checked = []
-    for index, playlist_id in enumerate(playlist_ids):
-        now = storage.utcnow()
-        try:
-            playlist = api.playlist(playlist_id)  # the one request an unchanged playlist costs
-        except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
-            # Asking again for the other playlists would only prolong the limit or repeat the refusal.
-            context.log.warning(f"{error}; {len(playlist_ids) - index} playlists left for the next sync")
-            checked += [_error_row(pid, now, str(error)) for pid in playlist_ids[index:]]
-            break
-        except SpotifyError as error:
-            context.log.warning(f"playlist {playlist_id}: {error}")
-            checked.append(_error_row(playlist_id, now, str(error)))
-            continue
-        owner = playlist.get("owner") or {}
-        page = playlist.get("items") or playlist.get("tracks") or {}
-        checked.append(
-            {
-                "playlist_id": playlist_id,
-                "name": playlist.get("name"),
-                "owner_id": owner.get("id"),
-                "owner_name": owner.get("display_name"),
-                "collaborative": bool(playlist.get("collaborative")),
-                "public": playlist.get("public"),
-                "snapshot_id": playlist.get("snapshot_id"),
-                "track_count": page.get("total"),
-                "checked_at": now,
-            }
-        )
+    with retry_on_short_rate_limit():  # a rate limit that lifts soon: retry after it
+        for index, playlist_id in enumerate(playlist_ids):
+            now = storage.utcnow()
+            try:
+                playlist = api.playlist(playlist_id)  # the one request an unchanged playlist costs
+            except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
+                if escapes_item(error):
+                    raise  # lifts soon: the step waits it out and retries
+                # Asking again for the other playlists would only prolong the limit or repeat the refusal.
+                context.log.warning(f"{error}; {len(playlist_ids) - index} playlists left for the next sync")
+                checked += [_error_row(pid, now, str(error)) for pid in playlist_ids[index:]]
+                break
+            except SpotifyError as error:
+                if escapes_item(error):
+                    raise  # a 5xx or an outage: the step's retry policy tries again
+                context.log.warning(f"playlist {playlist_id}: {error}")
+                checked.append(_error_row(playlist_id, now, str(error)))
+                continue
+            owner = playlist.get("owner") or {}
+            page = playlist.get("items") or playlist.get("tracks") or {}
+            checked.append(
+                {
+                    "playlist_id": playlist_id,
+                    "name": playlist.get("name"),
+                    "owner_id": owner.get("id"),
+                    "owner_name": owner.get("display_name"),
+                    "collaborative": bool(playlist.get("collaborative")),
+                    "public": playlist.get("public"),
+                    "snapshot_id": playlist.get("snapshot_id"),
+                    "track_count": page.get("total"),
+                    "checked_at": now,
+                }
+            )
 
     with database.connect() as conn, storage.transaction(conn):
         previous = {
@@ -143,62 +149,67 @@ def playlist_tracks(
         storage.record_activity(conn, "sync_started", {"playlists": [p["name"] or p["playlist_id"] for p in to_sync]})
     totals = {"added": 0, "removed": 0, "revived": 0, "kept": 0, "skipped_items": 0}
     changes: list[dict] = []
-    for playlist in to_sync:
-        playlist_id = playlist["playlist_id"]
-        label = playlist["name"] or playlist_id
-        try:
-            items = list(api.playlist_items(playlist_id))
-        except SpotifyForbidden:
-            context.log.warning(f"playlist {label}: {FORBIDDEN_REASON} (403); not retried")
-            _set_status(database, playlist_id, "forbidden", FORBIDDEN_REASON)
-            continue
-        except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
-            context.log.warning(f"{error}; the remaining playlists wait for the next sync")
-            _set_status(database, playlist_id, "error", str(error))
-            break
-        except SpotifyError as error:
-            context.log.warning(f"playlist {label}: {error}")
-            _set_status(database, playlist_id, "error", str(error))
-            continue
-        tracks, skipped = tracks_from_items(items)
-        totals["skipped_items"] += skipped
-        now = storage.utcnow()
-        with database.connect() as conn, storage.transaction(conn):
-            stored = dict(
-                conn.execute(
-                    "SELECT spotify_track_id, removed_at IS NOT NULL FROM playlist_tracks WHERE playlist_id = ?",
-                    [playlist_id],
-                ).fetchall()
-            )
-            diff = diff_playlist(stored, [t.spotify_track_id for t in tracks])
-            rows = [
-                {"playlist_id": playlist_id, **_track_columns(t), "first_seen_at": now, "removed_at": None}
-                for t in tracks
-            ]
-            storage.upsert(conn, "playlist_tracks", rows, key=["playlist_id", "spotify_track_id"],
-                           keep=["first_seen_at"])
-            if diff.removed:
-                conn.execute(
-                    "UPDATE playlist_tracks SET removed_at = ? WHERE playlist_id = ? AND removed_at IS NULL "
-                    "AND spotify_track_id IN (SELECT unnest(?))",
-                    [now, playlist_id, diff.removed],
+    with retry_on_short_rate_limit():  # a rate limit that lifts soon: retry after it
+        for playlist in to_sync:
+            playlist_id = playlist["playlist_id"]
+            label = playlist["name"] or playlist_id
+            try:
+                items = list(api.playlist_items(playlist_id))
+            except SpotifyForbidden:
+                context.log.warning(f"playlist {label}: {FORBIDDEN_REASON} (403); not retried")
+                _set_status(database, playlist_id, "forbidden", FORBIDDEN_REASON)
+                continue
+            except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
+                if escapes_item(error):
+                    raise
+                context.log.warning(f"{error}; the remaining playlists wait for the next sync")
+                _set_status(database, playlist_id, "error", str(error))
+                break
+            except SpotifyError as error:
+                if escapes_item(error):
+                    raise
+                context.log.warning(f"playlist {label}: {error}")
+                _set_status(database, playlist_id, "error", str(error))
+                continue
+            tracks, skipped = tracks_from_items(items)
+            totals["skipped_items"] += skipped
+            now = storage.utcnow()
+            with database.connect() as conn, storage.transaction(conn):
+                stored = dict(
+                    conn.execute(
+                        "SELECT spotify_track_id, removed_at IS NOT NULL FROM playlist_tracks WHERE playlist_id = ?",
+                        [playlist_id],
+                    ).fetchall()
                 )
-            conn.execute(
-                "UPDATE spotify_playlists SET items_snapshot_id = snapshot_id, sync_status = 'fresh', "
-                "sync_status_reason = ?, synced_at = ?, track_count = ? WHERE playlist_id = ?",
-                ["snapshot_changed" if stored else "synced_recently", now, len(tracks), playlist_id],
-            )
-            storage.record_activity(
-                conn, "sync_completed",
-                {"playlist": label, "added": len(diff.added), "removed": len(diff.removed),
-                 "revived": len(diff.revived)},
-            )
-        for name in ("added", "removed", "revived", "kept"):
-            totals[name] += len(getattr(diff, name))
-        titles = {t.spotify_track_id: f"{t.artist} – {t.title}" for t in tracks}
-        changes += [{"playlist": label, "change": "added", "track": titles[t]} for t in diff.added]
-        changes += [{"playlist": label, "change": "revived", "track": titles[t]} for t in diff.revived]
-        changes += [{"playlist": label, "change": "removed", "track": t} for t in diff.removed]
+                diff = diff_playlist(stored, [t.spotify_track_id for t in tracks])
+                rows = [
+                    {"playlist_id": playlist_id, **_track_columns(t), "first_seen_at": now, "removed_at": None}
+                    for t in tracks
+                ]
+                storage.upsert(conn, "playlist_tracks", rows, key=["playlist_id", "spotify_track_id"],
+                               keep=["first_seen_at"])
+                if diff.removed:
+                    conn.execute(
+                        "UPDATE playlist_tracks SET removed_at = ? WHERE playlist_id = ? AND removed_at IS NULL "
+                        "AND spotify_track_id IN (SELECT unnest(?))",
+                        [now, playlist_id, diff.removed],
+                    )
+                conn.execute(
+                    "UPDATE spotify_playlists SET items_snapshot_id = snapshot_id, sync_status = 'fresh', "
+                    "sync_status_reason = ?, synced_at = ?, track_count = ? WHERE playlist_id = ?",
+                    ["snapshot_changed" if stored else "synced_recently", now, len(tracks), playlist_id],
+                )
+                storage.record_activity(
+                    conn, "sync_completed",
+                    {"playlist": label, "added": len(diff.added), "removed": len(diff.removed),
+                     "revived": len(diff.revived)},
+                )
+            for name in ("added", "removed", "revived", "kept"):
+                totals[name] += len(getattr(diff, name))
+            titles = {t.spotify_track_id: f"{t.artist} – {t.title}" for t in tracks}
+            changes += [{"playlist": label, "change": "added", "track": titles[t]} for t in diff.added]
+            changes += [{"playlist": label, "change": "revived", "track": titles[t]} for t in diff.revived]
+            changes += [{"playlist": label, "change": "removed", "track": t} for t in diff.removed]
 
     with database.connect(read_only=True) as conn:
         present = conn.execute("SELECT count(*) FROM playlist_tracks WHERE removed_at IS NULL").fetchone()[0]

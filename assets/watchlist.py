@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from assets.common import NETWORK_RETRY, markdown_table
+from assets.common import NETWORK_RETRY, retry_on_short_rate_limit, markdown_table
 from harmony_pipeline import storage
+from harmony_pipeline.service_errors import escapes_item
 from harmony_pipeline import watchlist as rules
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.spotify_cache import SpotifyCache
@@ -35,13 +36,16 @@ def watchlist_artists(
         unnamed = [r[0] for r in conn.execute("SELECT artist_id FROM watchlist_artists WHERE name IS NULL").fetchall()]
     names, unknown = {}, {}
     with SpotifyCache(spotify, HttpCache(database.path)) as lookups:
-        for artist_id in unnamed:
-            try:
-                names[artist_id] = lookups.artist(artist_id).get("name")
-            except SpotifyNotFound:
-                unknown[artist_id] = "unknown artist (Spotify 404)"
-            except SpotifyError as error:
-                context.log.warning(f"artist {artist_id}: {error}")
+        with retry_on_short_rate_limit():  # a rate limit that lifts soon: retry after it
+            for artist_id in unnamed:
+                try:
+                    names[artist_id] = lookups.artist(artist_id).get("name")
+                except SpotifyNotFound:
+                    unknown[artist_id] = "unknown artist (Spotify 404)"
+                except SpotifyError as error:
+                    if escapes_item(error):
+                        raise  # a 5xx, an outage or a short rate limit: the step retries
+                    context.log.warning(f"artist {artist_id}: {error}")
     with database.connect() as conn, storage.transaction(conn):
         for artist_id, name in names.items():
             conn.execute("UPDATE watchlist_artists SET name = ? WHERE artist_id = ?", [name, artist_id])
@@ -95,44 +99,47 @@ def artist_releases(
     recorded, errors = [], []
     # Answers are saved with each artist's and album's rows, and on leaving the block whatever happens.
     with SpotifyCache(spotify, HttpCache(database.path)) as lookups:
-        for artist in artists:
-            artist_id = artist["artist_id"]
-            listed = artist_id not in config.new_release_ids
-            try:
-                if listed:
-                    albums = api.artist_albums(artist_id)
-                else:
-                    albums = [lookups.album(album_id) for album_id in config.new_release_ids[artist_id]
-                              if album_id not in known[artist_id]]
-            except SpotifyError as error:
-                errors.append({"artist": artist["name"] or artist_id, "error": str(error)})
-                _record_error(database, artist_id, str(error), pipeline.watchlist_interval,
-                              error.until if isinstance(error, SpotifyRateLimited) else None)
-                if isinstance(error, SpotifyRateLimited):
-                    break
-                continue
-            now = storage.utcnow()
-            rows = rules.release_rows(artist_id, albums, known[artist_id],
-                                      baseline_recorded=artist["baseline_at"] is not None,
-                                      with_discography=artist["with_discography"], now=now)
-            name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
-            with database.connect() as conn, storage.transaction(conn):
-                lookups.save(conn)
-                storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
-                rules.record_check(conn, artist_id, now, now + timedelta(seconds=pipeline.watchlist_interval),
-                                   release_count=len(albums) if listed else None, name=name)
-                conn.execute("UPDATE watchlist_artists SET baseline_at = coalesce(baseline_at, ?) WHERE artist_id = ?",
-                             [now, artist_id])
-                if rows:
-                    storage.record_activity(conn, "watchlist_releases_recorded", {
-                        "artist": name or artist_id, "first_check": artist["baseline_at"] is None,
-                        "releases": len(rows), "to_acquire": sum(1 for r in rows if r["acquire"])})
-                new = [r for r in rows if r["is_new"]]
-                if new:  # logged where the release is recorded, so once whatever happens to the run
-                    storage.record_activity(conn, "new_release_detected", {
-                        "artist": name or artist_id, "artist_id": artist_id,
-                        "releases": [f"{r['name']} ({r['album_type']}, {r['release_date']})" for r in new]})
-            recorded += [{"artist": name or artist_id, **r} for r in rows]
+        with retry_on_short_rate_limit():  # a rate limit that lifts soon: retry after it
+            for artist in artists:
+                artist_id = artist["artist_id"]
+                listed = artist_id not in config.new_release_ids
+                try:
+                    if listed:
+                        albums = api.artist_albums(artist_id)
+                    else:
+                        albums = [lookups.album(album_id) for album_id in config.new_release_ids[artist_id]
+                                  if album_id not in known[artist_id]]
+                except SpotifyError as error:
+                    if escapes_item(error):
+                        raise
+                    errors.append({"artist": artist["name"] or artist_id, "error": str(error)})
+                    _record_error(database, artist_id, str(error), pipeline.watchlist_interval,
+                                  error.until if isinstance(error, SpotifyRateLimited) else None)
+                    if isinstance(error, SpotifyRateLimited):
+                        break
+                    continue
+                now = storage.utcnow()
+                rows = rules.release_rows(artist_id, albums, known[artist_id],
+                                          baseline_recorded=artist["baseline_at"] is not None,
+                                          with_discography=artist["with_discography"], now=now)
+                name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
+                with database.connect() as conn, storage.transaction(conn):
+                    lookups.save(conn)
+                    storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
+                    rules.record_check(conn, artist_id, now, now + timedelta(seconds=pipeline.watchlist_interval),
+                                       release_count=len(albums) if listed else None, name=name)
+                    conn.execute("UPDATE watchlist_artists SET baseline_at = coalesce(baseline_at, ?) "
+                                 "WHERE artist_id = ?", [now, artist_id])
+                    if rows:
+                        storage.record_activity(conn, "watchlist_releases_recorded", {
+                            "artist": name or artist_id, "first_check": artist["baseline_at"] is None,
+                            "releases": len(rows), "to_acquire": sum(1 for r in rows if r["acquire"])})
+                    new = [r for r in rows if r["is_new"]]
+                    if new:  # logged where the release is recorded, so once whatever happens to the run
+                        storage.record_activity(conn, "new_release_detected", {
+                            "artist": name or artist_id, "artist_id": artist_id,
+                            "releases": [f"{r['name']} ({r['album_type']}, {r['release_date']})" for r in new]})
+                recorded += [{"artist": name or artist_id, **r} for r in rows]
 
         artist_ids = [a["artist_id"] for a in artists]
         tracks_added, albums_read, unread, retry_at = _read_tracks_to_acquire(context, lookups, database, artist_ids)
@@ -184,39 +191,42 @@ def _read_tracks_to_acquire(context, lookups: SpotifyCache, database: HarmonyDat
             conn, "SELECT artist_id, album_id FROM artist_releases WHERE acquire AND tracks_read_at IS NULL "
             "AND artist_id IN (SELECT unnest(?)) ORDER BY first_seen_at, album_id", [artist_ids])
     tracks_added = albums_read = 0
-    for index, release in enumerate(pending):
-        try:
-            album = lookups.album(release["album_id"])
-            tracks = []
-            for track_id in [t["id"] for t in album["tracks"]["items"] if t.get("id")]:
-                try:
-                    tracks.append(lookups.track(track_id))
-                except SpotifyNotFound:
-                    context.log.warning(f"release {release['album_id']}: track {track_id} is gone from Spotify")
-        except SpotifyNotFound:
-            # Withdrawn since it was listed: settled without tracks, or every tick would ask for it again.
-            context.log.warning(f"release {release['album_id']} is gone from Spotify; nothing to acquire")
+    with retry_on_short_rate_limit():  # a rate limit that lifts soon: retry after it
+        for index, release in enumerate(pending):
+            try:
+                album = lookups.album(release["album_id"])
+                tracks = []
+                for track_id in [t["id"] for t in album["tracks"]["items"] if t.get("id")]:
+                    try:
+                        tracks.append(lookups.track(track_id))
+                    except SpotifyNotFound:
+                        context.log.warning(f"release {release['album_id']}: track {track_id} is gone from Spotify")
+            except SpotifyNotFound:
+                # Withdrawn since it was listed: settled without tracks, or every tick would ask for it again.
+                context.log.warning(f"release {release['album_id']} is gone from Spotify; nothing to acquire")
+                with database.connect() as conn, storage.transaction(conn):
+                    lookups.save(conn)
+                    conn.execute("UPDATE artist_releases SET tracks_read_at = ?, acquire = FALSE "
+                                 "WHERE artist_id = ? AND album_id = ?",
+                                 [storage.utcnow(), release["artist_id"], release["album_id"]])
+                continue
+            except SpotifyError as error:
+                if escapes_item(error):
+                    raise
+                context.log.warning(f"release {release['album_id']}: {error}; tracks read by the next run")
+                if isinstance(error, SpotifyRateLimited):
+                    return tracks_added, albums_read, len(pending) - index, error.until
+                continue
+            now = storage.utcnow()
+            rows = [rules.track_row(release["artist_id"], album, track, acquire=True, now=now) for track in tracks]
             with database.connect() as conn, storage.transaction(conn):
                 lookups.save(conn)
-                conn.execute("UPDATE artist_releases SET tracks_read_at = ?, acquire = FALSE "
-                             "WHERE artist_id = ? AND album_id = ?",
-                             [storage.utcnow(), release["artist_id"], release["album_id"]])
-            continue
-        except SpotifyError as error:
-            context.log.warning(f"release {release['album_id']}: {error}; tracks read by the next run")
-            if isinstance(error, SpotifyRateLimited):
-                return tracks_added, albums_read, len(pending) - index, error.until
-            continue
-        now = storage.utcnow()
-        rows = [rules.track_row(release["artist_id"], album, track, acquire=True, now=now) for track in tracks]
-        with database.connect() as conn, storage.transaction(conn):
-            lookups.save(conn)
-            storage.upsert(conn, "artist_release_tracks", rows, key=["artist_id", "spotify_track_id"],
-                           keep=["first_seen_at"])
-            conn.execute("UPDATE artist_releases SET tracks_read_at = ? WHERE artist_id = ? AND album_id = ?",
-                         [now, release["artist_id"], release["album_id"]])
-        tracks_added += len(rows)
-        albums_read += 1
+                storage.upsert(conn, "artist_release_tracks", rows, key=["artist_id", "spotify_track_id"],
+                               keep=["first_seen_at"])
+                conn.execute("UPDATE artist_releases SET tracks_read_at = ? WHERE artist_id = ? AND album_id = ?",
+                             [now, release["artist_id"], release["album_id"]])
+            tracks_added += len(rows)
+            albums_read += 1
     return tracks_added, albums_read, len(pending) - albums_read, None
 
 

@@ -27,6 +27,7 @@ from harmony_pipeline.acquisition_state import (
     remove_download,
 )
 from harmony_pipeline.claims import process_token
+from harmony_pipeline.crashpoints import crashpoint
 from harmony_pipeline.download_attempts import (
     RetryRules,
     after_failure,
@@ -147,6 +148,7 @@ def start_due_downloads(setup: DownloadSetup) -> int:
             if save_download(conn, row):
                 claimed.append((row, candidate, before))
 
+    crashpoint("enqueue.after_claim")
     errors: dict[str, str] = {}
     unavailable: SlskdUnavailable | None = None
     for row, candidate, _ in claimed:  # no DuckDB connection is open during these requests
@@ -158,6 +160,7 @@ def start_due_downloads(setup: DownloadSetup) -> int:
         except SlskdError as failure:
             errors[row["wanted_key"]] = str(failure)
         row["_enqueued"] = True
+    crashpoint("enqueue.after_slskd")
 
     started = 0
     with setup.database.connect() as conn, storage.transaction(conn):

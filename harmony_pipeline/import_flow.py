@@ -16,6 +16,7 @@ from typing import Any
 from harmony_pipeline import storage
 from harmony_pipeline.acquisition_state import abandoned, load_downloads, save_download
 from harmony_pipeline.claims import process_token
+from harmony_pipeline.crashpoints import crashpoint
 from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import block_candidate, fail_attempt, matched_candidates
 from harmony_pipeline.library_import import (
@@ -144,6 +145,7 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
         if source.is_file():
             quarantine(source, setup.quarantine_dir, reason)
 
+    crashpoint("import.after_claim")
     # 3. Move the files.
     moved = []
     for row, relative, info in claimed:
@@ -154,6 +156,7 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
             else:
                 target = import_into_library(source, setup.library_root, PurePosixPath(relative))
             moved.append((row, target, info or inspect_audio(target)))
+            crashpoint("import.after_move")
         except (OSError, ValueError, AudioCheckError) as error:
             setup.log.error(f"{_label(row)}: could not import: {error}")
             report.errors.append(f"{_label(row)}: {error}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import mutagen
 import pytest
-from conftest import materialize_assets, pipeline_environment
+from conftest import materialize_assets, pipeline_environment, settle_acquisition
 from dagster import build_sensor_context
 from test_ingest_cli import UNKNOWN_LINE, _plain_tracks, write_corpus
 
@@ -299,6 +299,7 @@ def test_ingested_text_file_ends_in_the_library(acquisition_env, instance, tmp_p
     assert main(["--quiet", "ingest", str(wish)]) == 0
 
     assert materialize_assets(CHAIN, instance).success
+    settle_acquisition(instance)  # transfers finishing after the run: the runs the sensor requests
 
     library_root = Path(env["HARMONY_LIBRARY_DIR"])
     library = {r["isrc"]: r for r in query("SELECT * FROM library_tracks")}

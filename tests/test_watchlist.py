@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import mutagen
 import pytest
-from conftest import materialize_assets
+from conftest import materialize_assets, settle_acquisition
 from dagster import build_sensor_context, materialize
 
 from harmony_pipeline import storage
@@ -145,7 +145,11 @@ def _run(instance, run_request, *, acquire: bool = True):
                          run_config=run_request.run_config, tags=run_request.tags)
     assert result.success
     if acquire:
-        assert [node for node in WATCHLIST_JOB if result.asset_materializations_for_node(node)] == WATCHLIST_JOB
+        # The chain materializes as far as there was work (no empty events), then the runs
+        # download_transfer_sensor requests finish the transfers.
+        done = [node for node in WATCHLIST_JOB if result.asset_materializations_for_node(node)]
+        assert done == WATCHLIST_JOB[:len(done)] and done
+        settle_acquisition(instance)
     return result
 
 
@@ -445,13 +449,18 @@ def test_an_album_the_watchlist_read_is_served_from_the_cache_to_import_and_enri
     spotify = sandbox.emulator("spotify")
     spotify.clear_requests()
 
-    result = _run(instance, tick.run_requests[0])  # artist_releases through library_tracks
+    _run(instance, tick.run_requests[0])  # artist_releases through library_tracks
     # artist_releases read the album once; library_tracks counted its discs from that answer.
     assert [r.path for r in _spotify_api(sandbox, "/v1/albums/")] == [f"/v1/albums/{album.id}"]
     imported = _rows("SELECT path FROM library_tracks WHERE album_id = ?", [album.id])
     assert imported
-    library = result.asset_materializations_for_node("library_tracks")[0].metadata
-    assert (library["spotify_requests"].value, library["spotify_cache_hits"].value) == (0, 1)
+    # The imports happen in this run and in the follow-up runs the transfer sensor requests.
+    from dagster import AssetKey
+
+    records = instance.fetch_materializations(AssetKey("library_tracks"), limit=100).records
+    imports = [r.asset_materialization.metadata for r in records]
+    assert imports and sum(m["spotify_requests"].value for m in imports) == 0
+    assert all(m["spotify_cache_hits"].value == 1 for m in imports)
 
     spotify.clear_requests()
     assert materialize_assets(["track_metadata"], instance).success
