@@ -46,7 +46,6 @@ def build_resources(settings: Settings) -> dict:
             retry_max_attempts=settings.retry_max_attempts,
             retry_base_seconds=settings.retry_base_seconds,
             retry_jitter_pct=settings.retry_jitter_pct,
-            download_wait_seconds=settings.download_wait_seconds,
             watchlist_interval=settings.watchlist_interval,
             search_limit=settings.slskd_search_limit.searches,
             search_window_seconds=settings.slskd_search_limit.window_seconds,

@@ -58,7 +58,6 @@ class Settings:
     retry_base_seconds: float
     retry_jitter_pct: float
     watchlist_interval: int
-    download_wait_seconds: int
     sensor_interval_seconds: int
     slskd_search_limit: SearchLimit
     # Secrets: excluded from repr and from describe().
@@ -227,7 +226,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_float(env, "RETRY_BASE_SECONDS", 60.0, minimum=0.001),
         retry_jitter_pct=_jitter(env, "RETRY_JITTER_PCT", 0.2),
         watchlist_interval=_int(env, "WATCHLIST_INTERVAL", 86_400, minimum=1),
-        download_wait_seconds=_int(env, "HARMONY_DOWNLOAD_WAIT_SECONDS", 120, minimum=0),
         sensor_interval_seconds=_int(env, "HARMONY_SENSOR_INTERVAL_SECONDS", 60, minimum=1),
         slskd_search_limit=_search_limit(env, "SLSKD_SEARCH_LIMIT", "34/220"),
         spotify_client_id=_text(env, "SPOTIFY_CLIENT_ID"),

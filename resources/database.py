@@ -63,7 +63,6 @@ class PipelineSettings(ConfigurableResource):
     retry_max_attempts: int = 10
     retry_base_seconds: float = 60.0
     retry_jitter_pct: float = 0.2
-    download_wait_seconds: int = 120
     watchlist_interval: int = 86_400
     search_limit: int = 34
     search_window_seconds: int = 220

@@ -50,7 +50,6 @@ def pipeline_environment(sandbox: Sandbox, root: Path, **overrides: str) -> dict
         "HARMONY_LIBRARY_DIR": str(root / "library"),
         "RETRY_BASE_SECONDS": "0.05",
         "RETRY_JITTER_PCT": "0.2",
-        "HARMONY_DOWNLOAD_WAIT_SECONDS": "60",
         "HARMONY_SENSOR_INTERVAL_SECONDS": "5",
         "SLSKD_SEARCH_LIMIT": "1000/60",
     }

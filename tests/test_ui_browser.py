@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import pipeline_environment
+from conftest import pipeline_environment, settle_acquisition
 from test_definitions import design_graph
 from ui_server import graphql, prepare_dagster_home, webserver
 
@@ -52,7 +52,12 @@ def _materialize_history(env: dict[str, str], dagster_home: Path) -> None:
         with DagsterInstance.get() as instance:
             result = materialize([*wiring.assets, *wiring.asset_checks], resources=wiring.resources,
                                  instance=instance, selection=HISTORY_ASSETS, raise_on_error=False)
-        assert result.success, "the history run failed"
+            assert result.success, "the history run failed"
+            # The follow-up runs download_transfer_sensor would request, then enrichment of what they imported.
+            settle_acquisition(instance)
+            result = materialize([*wiring.assets, *wiring.asset_checks], resources=wiring.resources,
+                                 instance=instance, selection=HISTORY_ASSETS[-3:], raise_on_error=False)
+        assert result.success, "the enrichment run failed"
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +69,7 @@ def ui(tmp_path_factory) -> Iterator[UI]:
         catalog = sandbox.catalog
         smallest = min(catalog.owned_playlist_ids(), key=lambda p: len(catalog.playlist_tracks(catalog.playlists[p])))
         env = pipeline_environment(sandbox, root, HARMONY_PLAYLISTS=smallest,
-                                   ENABLE_ARTWORK="1", ENABLE_LYRICS="1", HARMONY_DOWNLOAD_WAIT_SECONDS="30",
+                                   ENABLE_ARTWORK="1", ENABLE_LYRICS="1",
                                    HARMONY_DISABLE_WORKERS="1")
         dagster_home = prepare_dagster_home(root / "dagster_home")
         _materialize_history(env, dagster_home)
