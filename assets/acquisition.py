@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import imports_pending, tracks_due_for_search
+from harmony_pipeline.acquisition_state import claim_searches, imports_pending, tracks_due_for_search
 from harmony_pipeline.demand import DEMAND_SOURCES, in_library, library_keys, merge_demand
 from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
@@ -102,8 +102,8 @@ def soulseek_matches(
     database: HarmonyDatabase,
     pipeline: PipelineSettings,
 ):
-    with database.connect(read_only=True) as conn:
-        todo = tracks_due_for_search(conn, storage.utcnow())
+    with database.connect() as conn, storage.transaction(conn):  # claimed: an overlapping run skips them
+        todo = claim_searches(conn, tracks_due_for_search(conn, storage.utcnow()), storage.utcnow())
         blocked = blocked_candidates(conn)
     if not todo:
         context.log.info("no wanted track is due for a search")

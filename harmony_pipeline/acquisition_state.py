@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.claims import claim_is_live
+from harmony_pipeline.claims import claim_is_live, process_token
 
 DOWNLOAD_COLUMNS = (
     "wanted_key", "state", "attempts", "username", "filename", "size", "transfer_id", "transfer_state",
@@ -31,12 +31,15 @@ DOWNLOAD_COLUMNS = (
 )
 IN_FLIGHT_STATES = ("enqueuing", "downloading")
 
-# A wanted track needs a (new) search: never decided, or a no-match / budget-deferred decision whose wait is over.
-SEARCH_DUE_WHERE = (
-    "w.state = 'wanted' AND (m.wanted_key IS NULL "
-    "OR (m.status IN ('deferred', 'no_match') AND m.retry_search_after <= ?))"
+# A wanted track needs a (new) search: never decided, a no-match / budget-deferred decision whose wait is
+# over, or a search claimed by a process that is gone (checked in Python: `claim_is_live`).
+_SEARCH_CANDIDATES = (
+    "SELECT w.*, m.status AS match_status, m.claimed_by AS match_claimed_by, m.decided_at AS match_decided_at "
+    "FROM wanted_tracks w LEFT JOIN soulseek_matches m USING (wanted_key) "
+    "WHERE w.state = 'wanted' AND (m.wanted_key IS NULL OR m.status = 'searching' "
+    "OR (m.status IN ('deferred', 'no_match') AND m.retry_search_after <= ?)) "
+    "ORDER BY w.first_wanted_at, w.wanted_key"
 )
-_SEARCH_DUE_FROM = "FROM wanted_tracks w LEFT JOIN soulseek_matches m USING (wanted_key) WHERE " + SEARCH_DUE_WHERE
 
 
 class StaleRow(Exception):
@@ -44,12 +47,34 @@ class StaleRow(Exception):
 
 
 def tracks_due_for_search(conn, now: datetime) -> list[dict[str, Any]]:
-    return storage.fetch_dicts(conn, "SELECT w.* " + _SEARCH_DUE_FROM + " ORDER BY w.first_wanted_at, w.wanted_key",
-                               [now])
+    """Wanted tracks due for a search; each keeps the version of its match row (for `claim_searches`)."""
+    rows = storage.fetch_dicts(conn, _SEARCH_CANDIDATES, [now])
+    return [row for row in rows if row["match_status"] != "searching"
+            or row["match_claimed_by"] == process_token()  # this process's own (a retried step)
+            or not claim_is_live(row["match_claimed_by"], row["match_decided_at"])]
 
 
 def searches_due(conn, now: datetime) -> int:
-    return conn.execute("SELECT count(*) " + _SEARCH_DUE_FROM, [now]).fetchone()[0]
+    return len(tracks_due_for_search(conn, now))
+
+
+def claim_searches(conn, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Mark the tracks as being searched by this process, where no other run got to them first."""
+    claimed = []
+    for row in rows:
+        if row["match_status"] is None:
+            changed = conn.execute(
+                "INSERT INTO soulseek_matches (wanted_key, status, claimed_by, decided_at) "
+                "VALUES (?, 'searching', ?, ?) ON CONFLICT DO NOTHING",
+                [row["wanted_key"], process_token(), now]).fetchone()[0]
+        else:
+            changed = conn.execute(
+                "UPDATE soulseek_matches SET status = 'searching', claimed_by = ?, decided_at = ? "
+                "WHERE wanted_key = ? AND status = ? AND decided_at = ?",
+                [process_token(), now, row["wanted_key"], row["match_status"], row["match_decided_at"]]).fetchone()[0]
+        if changed:
+            claimed.append(row)
+    return claimed
 
 
 def next_search_at(conn) -> datetime | None:

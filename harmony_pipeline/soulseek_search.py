@@ -62,11 +62,9 @@ class SearchSession:
         if cached:
             self.cache_hits += 1
             return json.loads(cached[0])
-        if self.deferred or not self._wait_for_budget():
+        if self.deferred or not self._take_budget(query):
             self.deferred = True
             return None
-        with self.database.connect() as conn:
-            conn.execute("INSERT INTO search_budget VALUES (?, ?)", [storage.utcnow(), query])
         self.searches += 1
         responses = self.search(query)
         with self.database.connect() as conn:
@@ -75,16 +73,20 @@ class SearchSession:
                 "response_count": len(responses), "searched_at": storage.utcnow()}], key=["query"])
         return responses
 
-    def _wait_for_budget(self) -> bool:
+    def _take_budget(self, query: str) -> bool:
+        """Record one search in the shared budget when the window allows it (waiting a little if need be).
+        Counting and recording happen in one transaction, so runs in other processes cannot both take
+        the last slot."""
         while True:
             now = storage.utcnow()
-            with self.database.connect(read_only=True) as conn:
+            with self.database.connect() as conn, storage.transaction(conn):
                 recent = [r[0] for r in conn.execute(
                     "SELECT searched_at FROM search_budget WHERE searched_at > ?",
                     [now - timedelta(seconds=self.window_seconds)]).fetchall()]
-            wait = seconds_until_allowed(recent, now, self.limit, self.window_seconds)
-            if wait <= 0:
-                return True
+                wait = seconds_until_allowed(recent, now, self.limit, self.window_seconds)
+                if wait <= 0:
+                    conn.execute("INSERT INTO search_budget VALUES (?, ?)", [now, query])
+                    return True
             if wait > MAX_BUDGET_WAIT_SECONDS:
                 self.log.info(f"search budget spent; next search possible in {wait:.0f}s: the rest is deferred")
                 self.budget_free_at = now + timedelta(seconds=wait)
@@ -153,6 +155,7 @@ def decide_match(
         "rejected_count": len(rejected),
         "rejected_sample": json.dumps([r.as_dict() for r in rejected[:5]], ensure_ascii=False),
         "decided_at": now,
+        "claimed_by": None,
         "retry_search_after": {"no_match": now + NO_MATCH_COOLDOWN,
                                "deferred": session.budget_free_at or now}.get(status),
     }

@@ -6,6 +6,7 @@ nothing. Every test runs real `dagster` processes or runs against the sandbox an
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -120,16 +121,19 @@ def test_run_killed_mid_step_never_blocks_and_converges(pipeline, instance, poin
 
 def test_two_acquisition_runs_started_together_take_each_track_once(pipeline, instance):
     sandbox, env = pipeline
-    assert materialize_assets(SOURCES + ["soulseek_matches"], instance).success
-    matched = _query("SELECT count(*) FROM soulseek_matches WHERE status = 'matched'")[0][0]
+    assert materialize_assets(SOURCES, instance).success
     command = [DAGSTER, "asset", "materialize", "-m", "harmony_pipeline.definitions", "--select",
-               "downloads,library_tracks"]
+               "soulseek_matches,downloads,library_tracks"]
     runs = [subprocess.Popen(command, env=subprocess_env(env), cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [run.communicate(timeout=300)[0] for run in runs]
     for run, output in zip(runs, outputs):
         assert run.returncode == 0, output[-3000:]
+    searches = [json.loads(r.body)["searchText"] for r in sandbox.emulator("slskd").requests()
+                if r.method == "POST" and r.path.rstrip("/").endswith("/searches")]
+    assert searches and len(searches) == len(set(searches)), "a track was searched by both runs"
     settle_acquisition(instance)
+    matched = _query("SELECT count(*) FROM soulseek_matches WHERE status = 'matched'")[0][0]
     assert _assert_library_consistent(Path(env["HARMONY_LIBRARY_DIR"])) == matched
     enqueued = _enqueues(sandbox)
     assert len(enqueued) == len(set(enqueued)) == matched

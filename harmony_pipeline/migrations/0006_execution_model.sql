@@ -4,3 +4,6 @@
 ALTER TABLE activity_events ADD COLUMN run_id VARCHAR;
 ALTER TABLE downloads ADD COLUMN claimed_by VARCHAR;      -- host:pid:start of the process mid-transition
 ALTER TABLE downloads ADD COLUMN library_path VARCHAR;    -- importing: where the file is being moved
+-- A search in progress: the process searching for the track (status `searching`), so an overlapping run
+-- does not search it too; a claim whose process died is searched again.
+ALTER TABLE soulseek_matches ADD COLUMN claimed_by VARCHAR;
