@@ -71,7 +71,7 @@ def _residual_words(candidate: Candidate, stem_words: tuple[str, ...], start: in
     folder_tag = tokens(candidate.folders[-1])[-1:] if candidate.folders else ()
     tagged = _SCENE_STEM.match(candidate.stem) or folder_tag == (group_tag.lower(),)
     if (tagged and "_" not in group_tag and trailing
-            and trailing[-1] == group_tag.lower() and group_tag.lower() not in VERSION_WORDS):
+            and trailing[-1] == group_tag.lower() and (group_tag.lower(),) not in VERSION_WORDS):
         trailing = trailing[:-1]
     return leading, trailing
 
