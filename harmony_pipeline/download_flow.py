@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harmony_pipeline import storage
+from harmony_pipeline.audio_verification import verify_download
 from harmony_pipeline.download_attempts import (
     RetryRules,
     after_failure,
@@ -35,7 +36,7 @@ QUEUE_GIVE_UP = timedelta(hours=6)  # a transfer still waiting in a peer's queue
 MISSING_GRACE = timedelta(minutes=5)  # a transfer slskd does not list after this was lost
 DOWNLOAD_COLUMNS = (
     "wanted_key", "state", "attempts", "username", "filename", "size", "transfer_id", "transfer_state",
-    "local_path", "enqueued_at", "next_attempt_at", "last_error", "history", "updated_at",
+    "local_path", "enqueued_at", "next_attempt_at", "last_error", "history", "updated_at", "verification",
 )
 
 
@@ -48,6 +49,7 @@ class DownloadSetup:
     quarantine_dir: Path
     rules: RetryRules
     log: Any = logging.getLogger(__name__)
+    verifier: Any = None  # audio_verification.Verifier (AcoustID); None: decoding and fingerprint only
 
 
 def save_download(conn, row: dict[str, Any]) -> None:
@@ -219,6 +221,7 @@ def reconcile_transfers(setup: DownloadSetup) -> dict[str, int]:
         candidates = matched_candidates(conn)
         labels = track_labels(conn)
         durations = dict(conn.execute("SELECT wanted_key, duration_ms FROM wanted_tracks").fetchall())
+        isrcs = dict(conn.execute("SELECT wanted_key, isrc FROM wanted_tracks").fetchall())
         for row in active:
             key = row["wanted_key"]
             options, label = candidates.get(key, []), labels.get(key, key)
@@ -241,6 +244,7 @@ def reconcile_transfers(setup: DownloadSetup) -> dict[str, int]:
                     continue
                 try:
                     check_download(path, durations.get(key))
+                    verdict = verify_download(path, {"isrc": isrcs.get(key)}, setup.verifier)
                 except AudioCheckError as problem:
                     # Not the promised audio: quarantined, and this source is never tried again.
                     quarantine(path, setup.quarantine_dir, str(problem))
@@ -249,7 +253,7 @@ def reconcile_transfers(setup: DownloadSetup) -> dict[str, int]:
                                  outcome="quarantined", label=label)
                     counts["failed"] += 1
                     continue
-                row.update(state="succeeded", local_path=str(path))
+                row.update(state="succeeded", local_path=str(path), verification=verdict.label)
                 close_attempt(row["history"], "downloaded", None, now)
                 save_download(conn, row)
                 storage.record_activity(conn, "download_completed", {"track": label, "from": row["username"]})

@@ -61,14 +61,16 @@ class Settings:
     download_wait_seconds: int
     sensor_interval_seconds: int
     slskd_search_limit: SearchLimit
+    acoustid_url: str = "https://api.acoustid.org"
     # Secrets: excluded from repr and from describe().
     spotify_client_id: str | None = field(default=None, repr=False)
     spotify_client_secret: str | None = field(default=None, repr=False)
     spotify_refresh_token: str | None = field(default=None, repr=False)
     slskd_api_key: str | None = field(default=None, repr=False)
+    acoustid_api_key: str | None = field(default=None, repr=False)
 
     SECRET_FIELDS = frozenset(
-        {"spotify_client_id", "spotify_client_secret", "spotify_refresh_token", "slskd_api_key"}
+        {"spotify_client_id", "spotify_client_secret", "spotify_refresh_token", "slskd_api_key", "acoustid_api_key"}
     )
 
     @property
@@ -230,8 +232,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         download_wait_seconds=_int(env, "HARMONY_DOWNLOAD_WAIT_SECONDS", 120, minimum=0),
         sensor_interval_seconds=_int(env, "HARMONY_SENSOR_INTERVAL_SECONDS", 60, minimum=1),
         slskd_search_limit=_search_limit(env, "SLSKD_SEARCH_LIMIT", "34/220"),
+        acoustid_url=_url(env, "ACOUSTID_URL", "https://api.acoustid.org"),
         spotify_client_id=_text(env, "SPOTIFY_CLIENT_ID"),
         spotify_client_secret=_text(env, "SPOTIFY_CLIENT_SECRET"),
         spotify_refresh_token=_text(env, "SPOTIFY_REFRESH_TOKEN"),
         slskd_api_key=_text(env, "SLSKD_API_KEY"),
+        acoustid_api_key=_text(env, "ACOUSTID_API_KEY"),
     )
