@@ -246,6 +246,7 @@ class Verifier:
         self.musicbrainz = musicbrainz  # resources.musicbrainz.MusicBrainzClient (cached ISRC lookups)
         self.fingerprinter = fingerprinter or Fingerprinter()
         self.min_score = min_score
+        self._recordings: dict[str, set[str] | None] = {}  # per ISRC; failures are not kept
 
     @classmethod
     def from_settings(cls, settings: Any, musicbrainz: Any = None, cache: HttpCache | None = None) -> Verifier:
@@ -257,12 +258,15 @@ class Verifier:
         """MusicBrainz recording ids of the ISRC; None when that cannot be known."""
         if not isrc or self.musicbrainz is None:
             return None
+        if isrc in self._recordings:
+            return self._recordings[isrc]
         try:
             answer = self.musicbrainz.isrc(isrc)
         except Exception as error:  # MusicBrainz down: the file is judged unverified, not rejected
             logger.warning("MusicBrainz ISRC lookup failed: %s", error)
             return None
         ids = {r["id"] for r in (answer or {}).get("recordings") or [] if r.get("id")}
+        self._recordings[isrc] = ids or None
         return ids or None
 
 
@@ -301,8 +305,8 @@ def verify_download(path: Path, wanted: Mapping[str, Any] | None, verifier: Veri
     if found & expected:
         return Verdict("verified", f"AcoustID {score:.2f}: recording {sorted(found & expected)[0]}",
                        score, tuple(sorted(found)))
-    return Verdict("mismatch", f"AcoustID {score:.2f} says recording {sorted(found)[0]}, "
-                   f"the ISRC {isrc} is {sorted(expected)[0]}", score, tuple(sorted(found)))
+    raise VerificationError(Verdict("mismatch", f"AcoustID {score:.2f} says recording {sorted(found)[0]}, "
+                                    f"the ISRC {isrc} is {sorted(expected)[0]}", score, tuple(sorted(found))))
 
 
 _LOCAL_ONLY = Verifier()
