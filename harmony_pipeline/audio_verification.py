@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -310,3 +311,40 @@ def verify_download(path: Path, wanted: Mapping[str, Any] | None, verifier: Veri
 
 
 _LOCAL_ONLY = Verifier()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harmony_pipeline.audio_verification FILE…`: each file's verdict (decoding and fingerprint,
+    plus AcoustID when ACOUSTID_API_KEY is set and `--isrc` given) and the seconds it took."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--isrc", help="the wanted recording's ISRC")
+    args = parser.parse_args(argv)
+    key = os.environ.get("ACOUSTID_API_KEY")
+    verifier = Verifier(AcoustIdClient(key, os.environ.get("ACOUSTID_URL", DEFAULT_ACOUSTID_URL)) if key else None)
+    if key and args.isrc:
+        from resources.musicbrainz import MIN_INTERVAL_SECONDS, MusicBrainzClient, shared_limiter
+
+        url = os.environ.get("MUSICBRAINZ_URL", "https://musicbrainz.org")
+        verifier.musicbrainz = MusicBrainzClient(url, shared_limiter(url, MIN_INTERVAL_SECONDS))
+    total = 0.0
+    for path in args.files:
+        started = time.perf_counter()
+        try:
+            verdict = verify_download(path, {"isrc": args.isrc}, verifier)
+        except VerificationError as rejected:
+            verdict = rejected.verdict
+        except AudioCheckError as error:
+            verdict = Verdict("unreadable", str(error))
+        elapsed = time.perf_counter() - started
+        total += elapsed
+        print(f"{elapsed:6.3f}s  {path.name}: {verdict.label}")
+    print(f"audio-verification: files={len(args.files)} seconds_per_file={total / len(args.files):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
