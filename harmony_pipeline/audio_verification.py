@@ -249,12 +249,6 @@ class Verifier:
         self.min_score = min_score
         self._recordings: dict[str, set[str] | None] = {}  # per ISRC; failures are not kept
 
-    @classmethod
-    def from_settings(cls, settings: Any, musicbrainz: Any = None, cache: HttpCache | None = None) -> Verifier:
-        key = getattr(settings, "acoustid_api_key", None)
-        client = AcoustIdClient(key, settings.acoustid_url, cache) if key else None
-        return cls(client, musicbrainz)
-
     def wanted_recordings(self, isrc: str | None) -> set[str] | None:
         """MusicBrainz recording ids of the ISRC; None when that cannot be known."""
         if not isrc or self.musicbrainz is None:

@@ -29,6 +29,7 @@ from harmony_pipeline.download_flow import DownloadSetup, reconcile_transfers, s
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.sandbox.acoustid import SANDBOX_API_KEY, other_recording, write_melody, write_served_audio
+from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase
 from resources.musicbrainz import MusicBrainzClient, RateLimiter
 from resources.slskd import SlskdClient
@@ -156,6 +157,15 @@ def test_without_an_answer_the_file_passes_unverified(sandbox, tmp_path):
     unknown = write_melody(tmp_path / "unknown.flac", "flac", track.duration_ms / 1000, "recording:nowhere")
     verdict = verify_download(unknown, {"isrc": track.isrc}, _verifier(sandbox))
     assert (verdict.status, verdict.reason) == ("unverified", "AcoustID does not know this audio")
+
+
+def test_the_resource_builds_a_verifier_that_looks_up_only_with_a_key(sandbox, tmp_path):
+    track = _track_with_recording(sandbox, 10)
+    path = _served(sandbox, track, tmp_path)
+    keyed = AcoustIdResource(url=sandbox.env["ACOUSTID_URL"], api_key=SANDBOX_API_KEY)
+    assert verify_download(path, {"isrc": track.isrc}, keyed.get_verifier(_musicbrainz(sandbox))).status == "verified"
+    keyless = AcoustIdResource(url=sandbox.env["ACOUSTID_URL"]).get_verifier(_musicbrainz(sandbox))
+    assert verify_download(path, {"isrc": track.isrc}, keyless).reason == "no ACOUSTID_API_KEY"
 
 
 def test_lookups_are_cached_per_fingerprint_and_kept_to_three_a_second(sandbox, tmp_path):
