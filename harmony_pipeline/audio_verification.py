@@ -31,7 +31,7 @@ import mutagen
 import numpy as np
 import soundfile
 
-from harmony_pipeline.http_cache import HttpCache
+from harmony_pipeline.http_cache import HIT_TTL, HttpCache
 from harmony_pipeline.library_import import AudioCheckError
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,11 @@ SILENCE_PEAK = 10 ** (-80 / 20)
 TRUNCATED_SHARE = 0.97
 # An MP3 whose bytes fall this far below its header's bit rate × length lost its tail (decoders pad it).
 MP3_TRUNCATED_SHARE = 0.85
-# An AcoustID result at or above this score is confident; below it, it decides nothing.
+# A result at or above MIN_SCORE that names the wanted recording verifies the file. A mismatch needs more:
+# the best result at or above MISMATCH_SCORE, and the wanted recording in no result at all (AcoustID often
+# links one audio to several MusicBrainz recordings; any of them being the ISRC's clears the file).
 MIN_SCORE = 0.8
+MISMATCH_SCORE = 0.9
 LOOKUP_META = "recordingids"
 LOOKUP_CACHE_SERVICE = "acoustid"
 _BLOCK_FRAMES = 1 << 16
@@ -204,7 +207,7 @@ class AcoustIdClient:
         answer = self._request(fingerprint)
         self._answers[key] = answer
         if self.cache is not None:
-            self.cache.put(LOOKUP_CACHE_SERVICE, key, 200, json.dumps(answer), None)
+            self.cache.put(LOOKUP_CACHE_SERVICE, key, 200, json.dumps(answer), HIT_TTL)
         return answer
 
     def _request(self, fingerprint: Fingerprint) -> dict:
@@ -223,18 +226,32 @@ class AcoustIdClient:
         return answer
 
 
-def confident_recordings(answer: dict, min_score: float = MIN_SCORE) -> tuple[float, set[str]]:
-    """(best score, MusicBrainz recording ids of every result at or above `min_score`)."""
-    best, ids = 0.0, set()
+def scored_recordings(answer: dict) -> list[tuple[float, set[str]]]:
+    """(score, MusicBrainz recording ids) of every result that names recordings, best first."""
+    scored = []
     for result in answer.get("results") or []:
-        score = float(result.get("score") or 0)
-        if score < min_score:
-            continue
-        recordings = {r["id"] for r in result.get("recordings") or [] if r.get("id")}
+        recordings = {r["id"] for r in result.get("recordings") or [] if isinstance(r, dict) and r.get("id")}
         if recordings:
-            best = max(best, score)
-            ids |= recordings
-    return best, ids
+            scored.append((float(result.get("score") or 0), recordings))
+    return sorted(scored, key=lambda item: -item[0])
+
+
+def judge(answer: dict, expected: set[str], isrc: str, min_score: float = MIN_SCORE) -> Verdict:
+    """The verdict on AcoustID's answer for the recordings of the wanted ISRC (`mismatch` is not raised here)."""
+    scored = scored_recordings(answer)
+    matching = [(score, ids & expected) for score, ids in scored if ids & expected]
+    if matching and matching[0][0] >= min_score:
+        score, ids = matching[0]
+        return Verdict("verified", f"AcoustID {score:.2f}: recording {sorted(ids)[0]}", score,
+                       tuple(sorted(set().union(*(ids for _, ids in scored)))))
+    if not scored or scored[0][0] < min_score:
+        return Verdict("unverified", "AcoustID does not know this audio")
+    best, found = scored[0]
+    if matching or best < MISMATCH_SCORE:
+        return Verdict("unverified", f"AcoustID {best:.2f} is not sure: recording {sorted(found)[0]}", best,
+                       tuple(sorted(found)))
+    return Verdict("mismatch", f"AcoustID {best:.2f} says recording {sorted(found)[0]}, "
+                   f"the ISRC {isrc} is {sorted(expected)[0]}", best, tuple(sorted(found)))
 
 
 # --- the verifier --------------------------------------------------------------------------------
@@ -294,17 +311,26 @@ def verify_download(path: Path, wanted: Mapping[str, Any] | None, verifier: Veri
         answer = verifier.acoustid.lookup(fingerprint)
     except AcoustIdError as error:
         return Verdict("unverified", str(error))
-    score, found = confident_recordings(answer, verifier.min_score)
-    if not found:
-        return Verdict("unverified", "AcoustID does not know this audio")
-    if found & expected:
-        return Verdict("verified", f"AcoustID {score:.2f}: recording {sorted(found & expected)[0]}",
-                       score, tuple(sorted(found)))
-    raise VerificationError(Verdict("mismatch", f"AcoustID {score:.2f} says recording {sorted(found)[0]}, "
-                                    f"the ISRC {isrc} is {sorted(expected)[0]}", score, tuple(sorted(found))))
+    verdict = judge(answer, expected, isrc, verifier.min_score)
+    if verdict.rejected:
+        raise VerificationError(verdict)
+    return verdict
 
 
 _LOCAL_ONLY = Verifier()
+
+
+def verification_counts(conn: Any) -> dict[str, int]:
+    """Downloads by verdict, for materialization metadata: verified / unverified files taken, and files
+    rejected as mismatch / silent / truncated (their sources are in `blocked_candidates`)."""
+    counts = dict.fromkeys(("verified", "unverified", "mismatch", "silent", "truncated"), 0)
+    rows = conn.execute(
+        "SELECT split_part(verification, ':', 1), count(*) FROM downloads WHERE verification IS NOT NULL GROUP BY 1 "
+        "UNION ALL SELECT split_part(reason, ':', 1), count(*) FROM blocked_candidates GROUP BY 1").fetchall()
+    for status, count in rows:
+        if status in counts:
+            counts[status] += count
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from harmony_pipeline.audio_verification import (
     Fingerprinter,
     VerificationError,
     Verifier,
+    verification_counts,
     verify_download,
 )
 from harmony_pipeline.download_attempts import RetryRules
@@ -255,6 +256,9 @@ def test_a_rejected_file_is_quarantined_its_source_blocked_and_the_next_candidat
     assert Path(row["local_path"]).is_file()
     history = json.loads(row["history"])
     assert [h["outcome"] for h in history] == ["quarantined", "downloaded"]
+    with setup.database.connect(read_only=True) as conn:
+        counts = verification_counts(conn)
+    assert counts["verified"] == 1 and counts[status] == 1 and counts["unverified"] == 0
 
 
 def test_with_the_service_down_or_no_key_the_download_still_succeeds_unverified(sandbox, tmp_path):
@@ -272,3 +276,20 @@ def test_with_the_service_down_or_no_key_the_download_still_succeeds_unverified(
     setup, key, _ = _flow(sandbox, tmp_path / "nokey", track, None)
     assert _settle(setup, sandbox)["succeeded"] == 1
     assert _download_row(setup, key)["verification"] == "unverified: no ACOUSTID_API_KEY"
+
+
+def test_a_mismatch_needs_a_confident_answer_naming_only_other_recordings() -> None:
+    from harmony_pipeline.audio_verification import judge
+
+    def answer(*results):
+        return {"status": "ok", "results": [{"id": f"a{i}", "score": score, "recordings": [{"id": r} for r in ids]}
+                                            for i, (score, ids) in enumerate(results)]}
+
+    wanted = {"rec-wanted"}
+    assert judge(answer((0.97, ["rec-wanted", "rec-dup"])), wanted, "X").status == "verified"
+    assert judge(answer((0.97, ["rec-other"])), wanted, "X").status == "mismatch"
+    # One audio, several MusicBrainz recordings: the ISRC's among them anywhere is no mismatch.
+    assert judge(answer((0.97, ["rec-other"]), (0.6, ["rec-wanted"])), wanted, "X").status == "unverified"
+    assert judge(answer((0.85, ["rec-other"])), wanted, "X").status == "unverified"  # not sure enough
+    assert judge(answer((0.5, ["rec-other"])), wanted, "X").reason == "AcoustID does not know this audio"
+    assert judge({"status": "ok", "results": [{"id": "a", "score": 0.99}]}, wanted, "X").status == "unverified"
