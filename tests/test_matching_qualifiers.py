@@ -143,3 +143,10 @@ def test_marker_perturbation_of_the_dev_set_has_no_false_accepts() -> None:
         tally = results[name]
         assert tally.wrong == 0, tally.errors
         assert tally.right / with_correct == 1.0, tally.errors
+
+
+def test_a_dash_separated_unexplained_qualifier_is_not_accepted() -> None:
+    name = ALBUM_DIR + "06 - The Doors - Light My Fire - Zonder Zang.flac"
+    assert _best(SONG, _peer("u", _file(name))) is None
+    harmless = ALBUM_DIR + "06 - The Doors - Light My Fire - Remastered 2011.flac"
+    assert _best(SONG, _peer("u", _file(harmless))) == harmless
