@@ -293,3 +293,24 @@ def test_a_mismatch_needs_a_confident_answer_naming_only_other_recordings() -> N
     assert judge(answer((0.85, ["rec-other"])), wanted, "X").status == "unverified"  # not sure enough
     assert judge(answer((0.5, ["rec-other"])), wanted, "X").reason == "AcoustID does not know this audio"
     assert judge({"status": "ok", "results": [{"id": "a", "score": 0.99}]}, wanted, "X").status == "unverified"
+
+
+def test_the_sandbox_plants_wrong_audio_and_silent_copies_that_verification_catches(tmp_path):
+    with Sandbox(tmp_path / "sandbox", slskd_transfer_step_seconds=0.02, musicbrainz_rate_limit=None,
+                 acoustid_wrong_audio_tracks=1, acoustid_silent_tracks=1) as sandbox:
+        decoys = sandbox.emulator("acoustid").decoys
+        assert {outcome for outcome, *_ in decoys} == {"WrongAudio", "Silent"}
+        playlist = sandbox.catalog.playlists[sandbox.catalog.acquisition_playlist_id]
+        assert {track_id for _, track_id, _, _ in decoys} <= {t.id for t in sandbox.catalog.playlist_tracks(playlist)}
+        slskd = sandbox.emulator("slskd")
+        client = SlskdClient(slskd.api_url, slskd.api_key)
+        verifier = _verifier(sandbox)
+        for outcome in ("WrongAudio", "Silent"):
+            _, track_id, username, filename = next(d for d in decoys if d[0] == outcome)
+            client.enqueue(username, filename, slskd.peers.find(username, filename).size)
+            assert slskd.wait_for_transfers(20)
+            transfer = next(t for t in slskd.transfers() if t.filename == filename)
+            assert transfer.state == "Completed, Succeeded"  # slskd reports success, as for a real mislabelled file
+            isrc = sandbox.catalog.tracks[track_id].isrc
+            expected = {"WrongAudio": "mismatch", "Silent": "silent"}[outcome]
+            assert _verdict(transfer.local_path, {"isrc": isrc}, verifier).status == expected

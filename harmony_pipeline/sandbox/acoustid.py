@@ -164,6 +164,7 @@ class AcoustIdEmulator(Emulator):
         self.api_key = api_key
         self._references: dict[str, np.ndarray] = {}
         self._reference_lock = threading.Lock()
+        self.decoys: list[tuple[str, str, str, str]] = []  # planted by create_emulator's options
         self.add_route("GET", "/v2/lookup", self._lookup)
         self.add_route("POST", "/v2/lookup", self._lookup)
 
@@ -236,9 +237,41 @@ class AcoustIdEmulator(Emulator):
 
 
 # --- sandbox plug-in hooks (harmony_pipeline/sandbox/__init__.py) --------------------------------
+def plant_decoys(sandbox: Any, wrong_audio_tracks: int, silent_tracks: int) -> list[tuple[str, str, str, str]]:
+    """On the first tracks of the acquisition playlist, every correct copy but one serves another
+    recording's audio (`wrong_audio_tracks`) or silence (`silent_tracks`) under its correct name.
+
+    Returns (outcome, track id, username, filename) of each planted file.
+    """
+    slskd = sandbox.emulator("slskd")
+    peers, catalog = slskd.peers, sandbox.catalog
+    playlist = catalog.playlists.get(catalog.acquisition_playlist_id)
+    planted: list[tuple[str, str, str, str]] = []
+    plan = ["WrongAudio"] * wrong_audio_tracks + ["Silent"] * silent_tracks
+    for track in catalog.playlist_tracks(playlist) if playlist else []:
+        if not plan:
+            break
+        copies = [(u, f) for u, f in peers.correct_files(track.id)
+                  if peers.peers[u].behaviour == "ok" and peers.find(u, f).extension in ("flac", "mp3")]
+        if track.recording is None or len(copies) < 2:
+            continue
+        outcome = plan.pop(0)
+        for username, filename in copies[:-1]:  # one honest copy is left to find
+            slskd.script_outcome(outcome, username=username, filename=filename, times=None)
+            planted.append((outcome, track.id, username, filename))
+    return planted
+
+
 def create_emulator(sandbox: Any) -> AcoustIdEmulator:
-    return AcoustIdEmulator(sandbox.catalog, Path(sandbox.root_dir) / "acoustid",
-                            sandbox.options.get("acoustid_api_key", SANDBOX_API_KEY))
+    """Options: `acoustid_api_key`; `acoustid_wrong_audio_tracks` and `acoustid_silent_tracks` (default 0)
+    plant decoys on the acquisition playlist (`plant_decoys`), listed in the emulator's `decoys`."""
+    emulator = AcoustIdEmulator(sandbox.catalog, Path(sandbox.root_dir) / "acoustid",
+                                sandbox.options.get("acoustid_api_key", SANDBOX_API_KEY))
+    wrong = int(sandbox.options.get("acoustid_wrong_audio_tracks", 0))
+    silent = int(sandbox.options.get("acoustid_silent_tracks", 0))
+    if (wrong or silent) and "slskd" in sandbox.servers:
+        emulator.decoys = plant_decoys(sandbox, wrong, silent)
+    return emulator
 
 
 def environment(sandbox: Any, base_url: str) -> dict[str, str]:
