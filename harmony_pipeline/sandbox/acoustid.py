@@ -165,6 +165,8 @@ class AcoustIdEmulator(Emulator):
         self._references: dict[str, np.ndarray] = {}
         self._reference_lock = threading.Lock()
         self.decoys: list[tuple[str, str, str, str]] = []  # planted by create_emulator's options
+        with _served_lock:  # a new sandbox: nothing served yet (an earlier catalog may have had this id)
+            _served[id(catalog)] = {}
         self.add_route("GET", "/v2/lookup", self._lookup)
         self.add_route("POST", "/v2/lookup", self._lookup)
 
@@ -199,8 +201,8 @@ class AcoustIdEmulator(Emulator):
         """The MusicBrainz recording of an audio key (a decoy's is one no catalog ISRC names)."""
         kind, _, ident = key.partition(":")
         if kind == "recording":
-            recording = self.catalog.tracks[ident].recording
-            return recording.mbid if recording else None
+            track = self.catalog.tracks.get(ident)
+            return track.recording.mbid if track and track.recording else None
         return str(uuid.uuid5(_NAMESPACE, key))
 
     def _lookup(self, request: Request) -> Response:
