@@ -314,3 +314,15 @@ def test_the_sandbox_plants_wrong_audio_and_silent_copies_that_verification_catc
             isrc = sandbox.catalog.tracks[track_id].isrc
             expected = {"WrongAudio": "mismatch", "Silent": "silent"}[outcome]
             assert _verdict(transfer.local_path, {"isrc": isrc}, verifier).status == expected
+
+
+def test_acoustid_settings_keep_the_key_secret_and_check_the_url() -> None:
+    from harmony_pipeline.settings import SettingsError, load_settings
+
+    defaults = load_settings({})
+    assert (defaults.acoustid_url, defaults.acoustid_api_key) == ("https://api.acoustid.org", None)
+    settings = load_settings({"ACOUSTID_API_KEY": "k3y-secret", "ACOUSTID_URL": "http://127.0.0.1:9/"})
+    assert settings.acoustid_api_key == "k3y-secret" and settings.acoustid_url == "http://127.0.0.1:9/"
+    assert "k3y-secret" not in str(settings.describe()) and "k3y-secret" not in repr(settings)
+    with pytest.raises(SettingsError, match="ACOUSTID_URL"):
+        load_settings({"ACOUSTID_URL": "api.acoustid.org"})
