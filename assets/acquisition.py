@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
 from harmony_pipeline.acquisition_state import claim_searches, imports_pending, tracks_due_for_search
+from harmony_pipeline.audio_verification import verification_counts
 from harmony_pipeline.demand import DEMAND_SOURCES, in_library, library_keys, merge_demand
 from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
@@ -21,7 +22,9 @@ from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
 from harmony_pipeline.soulseek_search import SearchSession, album_query_for, decide_match, group_by_album
 from harmony_pipeline.spotify_cache import SpotifyCache
+from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
+from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
 from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyResource
 
@@ -165,6 +168,8 @@ def _rules(pipeline: PipelineSettings) -> RetryRules:
 def downloads(
     context: AssetExecutionContext,
     slskd: SlskdResource,
+    acoustid: AcoustIdResource,
+    musicbrainz: MusicBrainzResource,
     database: HarmonyDatabase,
     folders: LibraryFolders,
     pipeline: PipelineSettings,
@@ -176,6 +181,7 @@ def downloads(
         client=slskd.get_client(), database=database, downloads_dir=Path(folders.downloads_dir),
         remote_downloads_dir=folders.remote_downloads_dir, quarantine_dir=folders.quarantine,
         rules=_rules(pipeline), log=context.log,
+        verifier=acoustid.get_verifier(musicbrainz.get_client(HttpCache(database.path)), HttpCache(database.path)),
     )
     # Enqueue and reconcile once: transfers take minutes, and download_transfer_sensor asks for the
     # follow-up run when they finish or a retry falls due. No step sleeps waiting for a peer.
@@ -184,8 +190,9 @@ def downloads(
     with database.connect(read_only=True) as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM downloads GROUP BY state").fetchall())
         to_import = imports_pending(conn)
+        verification = verification_counts(conn)
         recent = storage.fetch_dicts(
-            conn, "SELECT w.artist || ' – ' || w.title AS track, d.state, d.attempts, d.last_error "
+            conn, "SELECT w.artist || ' – ' || w.title AS track, d.state, d.attempts, d.verification, d.last_error "
             "FROM downloads d JOIN wanted_tracks w USING (wanted_key) ORDER BY d.updated_at DESC LIMIT 30")
     if not (started or settled["succeeded"] or settled["failed"] or to_import):
         context.log.info(f"nothing to enqueue or settle; {settled['in_flight']} transfers in flight")
@@ -201,6 +208,7 @@ def downloads(
             "retry_scheduled": states.get("retry", 0),
             "dead_letter": states.get("dead_letter", 0),
             "imported_total": states.get("imported", 0),
+            "audio_verification": MetadataValue.json(verification),
             "latest": MetadataValue.md(markdown_table(recent)),
             **activity_metadata(context, database),
         }

@@ -698,7 +698,6 @@ def wiring(settings, workers):
         sensors=[build_enrichment_automation_sensor(enrichment_assets, workers)],
         schedules=[build_enrichment_schedule(enrichment_assets, workers)],
         resources={
-            "musicbrainz": MusicBrainzResource(url=settings.musicbrainz_url),
             "coverart": CoverArtResource(url=settings.coverart_url),
             "lrclib": LrclibResource(url=settings.lrclib_url),
         },

@@ -11,7 +11,10 @@ correct file somewhere, false accepts over every track, abstain over every track
 tabled by the `kind` of the file picked (and whether it imitates the wanted track or another one).
 
 Perturbation part (`--perturb`): development cases are changed in ways that keep the right answer
-(response order, roots, case, separators, bit rates, lengths) and judged again.
+(response order, roots, case, separators, bit rates, lengths) and judged again. The two "markers:"
+perturbations rewrite the decoys' English version markers into other languages and internet-era edits,
+once with markers the vocabulary knows and once with markers it does not; their summary line is
+marker-perturbation: top1=<fraction> false_accepts=<count> unseen_top1=<fraction> unseen_false_accepts=<count>
 
 The last line printed is the sandbox summary:
 sandbox-matching: top1=<fraction> false_accepts=<count> abstain=<fraction> cases=<count>
@@ -251,6 +254,80 @@ def _stem_only(change: Callable[[str], str]) -> Callable[[str], str]:
     return rename
 
 
+# English version markers of decoy files and what they become: the same kind of version named in another
+# language or as an internet-era edit. "known" markers are in matching/version_markers.toml; "unseen" ones are
+# not (other languages, new edit names): they test the unexplained-qualifier rule, not the word list.
+_MARKER_SOURCES: dict[str, str] = {
+    r"live(?:[ _]version)?": "live",
+    r"acoustic(?:[ _]version)?": "acoustic",
+    r"(?:radio[ _]edit|radio[ _]version|single[ _]edit|single[ _]version)": "edit",
+    r"(?:instrumental|karaoke)(?:[ _]version)?": "instrumental",
+    r"(?:extended|long|maxi)(?:[ _]version|[ _]mix)?": "extended",
+    r"demo(?:[ _]version)?": "demo",
+    r"remix": "remix",
+}
+_MARKER_RE = re.compile(r"(?<![^\W_])(" + "|".join(f"(?:{source})" for source in _MARKER_SOURCES) + r")(?![^\W_])",
+                        re.IGNORECASE)
+MARKER_POOLS: dict[str, dict[str, list[str]]] = {
+    "known": {
+        "live": ["En Vivo", "Ao Vivo", "En Directo", "En Concierto", "en direct", "Dal Vivo", "Na Żywo",
+                 "Живьём", "ライブ", "라이브", "Canlı", "现场版", "Konzert"],
+        "acoustic": ["Acústico", "Versión Acústica", "Acoustique", "Akustik", "Acustica", "Akustycznie",
+                     "Акустика", "アコースティック", "어쿠스틱"],
+        "edit": ["Sped Up", "Slowed + Reverb", "Bass Boosted", "8D Audio", "Nightcore", "TikTok Version",
+                 "Super Slowed", "Daycore", "Lo-Fi", "TV Size"],
+        "instrumental": ["Instrumentale", "Minus", "Минусовка", "オフボーカル", "インスト", "반주", "伴奏", "Playback"],
+        "extended": ["Versión Extendida", "Version Longue", "Versione Estesa", "Extended Mix"],
+        "demo": ["Maqueta", "デモ"],
+        "remix": ["Remezcla", "Remixado", "Ремикс", "リミックス", "리믹스", "Phonk", "Jersey Club"],
+    },
+    "unseen": {
+        "live": ["Liveopname", "Živě", "Ζωντανά", "Élő", "Livenä", "Trực Tiếp", "Uživo"],
+        "acoustic": ["Akoestisch", "Akustisk", "Akustinen", "Ακουστικό", "Akusztikus"],
+        "edit": ["Reverbed", "Underwater", "Muffled", "Pitch Shifted", "Speedup Ver"],
+        "instrumental": ["Zonder Zang", "Utan Sång", "Bez Vokálu", "Οργανικό"],
+        "extended": ["Verlengde Versie", "Förlängd", "Pidennetty"],
+        "demo": ["Proefopname", "Ukázka"],
+        "remix": ["Remiksi", "Bewerking", "Uudelleenmiksaus"],
+    },
+}
+
+
+def _kind_of_marker(marker: str) -> str:
+    return next(kind for source, kind in _MARKER_SOURCES.items() if re.fullmatch(source, marker, re.IGNORECASE))
+
+
+def _rewrite_markers(pool: str) -> Callable[[dict], dict]:
+    """Decoys' version markers (file names only) rewritten into another language or an edit of the same kind.
+
+    Correct files are left alone, so the right answer is unchanged; a decoy stays a decoy.
+    """
+    def perturb(case: dict) -> dict:
+        case = copy.deepcopy(case)
+        correct = {tuple(pair) for pair in case["correct"]}
+        for response in case["responses"]:
+            for file in (response.get("files") or []) + (response.get("lockedFiles") or []):
+                if (response["username"], file["filename"]) in correct:
+                    continue
+                folder, sep, basename = file["filename"].rpartition("\\")
+                rng = random.Random(file["filename"])
+
+                # Qualifiers only: inside brackets, or after "_" / " - " ("teardrop_instrumental-grp").
+                groups = [m.span() for m in re.finditer(r"[(\[][^()\[\]]*[)\]]", basename)]
+
+                def replace(match: re.Match, rng: random.Random = rng, basename: str = basename,
+                            groups: list = groups) -> str:
+                    inside = any(start < match.start() < end for start, end in groups)
+                    if not inside and not re.search(r"(?:_| - )$", basename[:match.start()]):
+                        return match.group(0)
+                    marker = rng.choice(MARKER_POOLS[pool][_kind_of_marker(match.group(1))])
+                    return marker.replace(" ", "_") if "_" in basename and " " not in basename else marker
+
+                file["filename"] = folder + sep + _MARKER_RE.sub(replace, basename)
+        return case
+    return perturb
+
+
 PERTURBATIONS: dict[str, Callable[[dict], dict]] = {
     "shuffle responses and files": _shuffle,
     "other roots": lambda case: _rename(case, _other_root),
@@ -264,6 +341,8 @@ PERTURBATIONS: dict[str, Callable[[dict], dict]] = {
     "no bit rates": _drop_fields(RATE_FIELDS),
     "no lengths": _drop_fields(("length",)),
     "no attributes": _drop_fields(RATE_FIELDS + ("length", "size")),
+    "markers: languages and edits": _rewrite_markers("known"),
+    "markers: unseen ones": _rewrite_markers("unseen"),
 }
 
 
@@ -322,12 +401,16 @@ def evaluate_perturbations(cases: list[dict]) -> dict[str, PerturbTally]:
 def print_perturbations(cases: list[dict], show_errors: bool) -> None:
     with_correct = sum(1 for case in cases if case["correct"])
     print(f"{'perturbation':30} {'top1':>6} {'false_acc':>9} {'len_only':>8} {'missed':>6} {'flips':>5}")
-    for name, tally in evaluate_perturbations(cases).items():
+    results = evaluate_perturbations(cases)
+    for name, tally in results.items():
         print(f"{name:30} {tally.right / with_correct:6.4f} {tally.wrong:9} {tally.length_only:8} "
               f"{tally.missed:6} {tally.flips:5}")
         if show_errors:
             for line in tally.errors:
                 print(line)
+    known, unseen = results["markers: languages and edits"], results["markers: unseen ones"]
+    print(f"marker-perturbation: top1={known.right / with_correct:.4f} false_accepts={known.wrong} "
+          f"unseen_top1={unseen.right / with_correct:.4f} unseen_false_accepts={unseen.wrong}")
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from harmony_pipeline.claims import claim_is_live, process_token
 DOWNLOAD_COLUMNS = (
     "wanted_key", "state", "attempts", "username", "filename", "size", "transfer_id", "transfer_state",
     "local_path", "enqueued_at", "next_attempt_at", "last_error", "history", "updated_at", "claimed_by",
-    "library_path",
+    "library_path", "verification",
 )
 IN_FLIGHT_STATES = ("enqueuing", "downloading")
 

@@ -16,7 +16,9 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from harmony_pipeline.settings import Settings, load_settings
 from harmony_pipeline.wiring import Wiring, Workers
+from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
+from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
 from resources.spotify import SpotifyResource
 
@@ -70,6 +72,9 @@ def build_resources(settings: Settings) -> dict:
             token_cache_path=str(settings.token_cache_path),
         ),
         "slskd": SlskdResource(url=settings.slskd_url, api_key=_secret("SLSKD_API_KEY")),
+        # MusicBrainz serves enrichment (credits) and acquisition (ISRC → recordings for verification).
+        "musicbrainz": MusicBrainzResource(url=settings.musicbrainz_url),
+        "acoustid": AcoustIdResource(url=settings.acoustid_url, api_key=_secret("ACOUSTID_API_KEY")),
     }
 
 

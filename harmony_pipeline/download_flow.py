@@ -26,6 +26,7 @@ from harmony_pipeline.acquisition_state import (
     save_download,
     remove_download,
 )
+from harmony_pipeline.audio_verification import verify_download
 from harmony_pipeline.claims import process_token
 from harmony_pipeline.crashpoints import crashpoint
 from harmony_pipeline.download_attempts import (
@@ -56,6 +57,7 @@ class DownloadSetup:
     quarantine_dir: Path
     rules: RetryRules
     log: Any = logging.getLogger(__name__)
+    verifier: Any = None  # audio_verification.Verifier (AcoustID); None: decoding and fingerprint only
 
 
 def blocked_candidates(conn) -> set[tuple[str, str]]:
@@ -240,13 +242,14 @@ def reconcile_transfers(setup: DownloadSetup) -> dict[str, int]:
         candidates = matched_candidates(conn)
         labels = track_labels(conn)
         durations = dict(conn.execute("SELECT wanted_key, duration_ms FROM wanted_tracks").fetchall())
+        isrcs = dict(conn.execute("SELECT wanted_key, isrc FROM wanted_tracks").fetchall())
     if not active:
         return counts
     transfers = newest_transfers(setup.client.transfers())
     reported_paths = setup.client.completed_local_paths() if any(t.succeeded for t in transfers.values()) else {}
     now = storage.utcnow()
 
-    # Decide every row with no connection open: file checks may take a while.
+    # Decide every row with no connection open: file checks, fingerprints and AcoustID take a while.
     outcomes = []  # (row, action, detail)
     for row in active:
         transfer = transfers.get((row["username"], row["filename"]))
@@ -268,9 +271,11 @@ def reconcile_transfers(setup: DownloadSetup) -> dict[str, int]:
                 continue
             try:
                 check_download(path, durations.get(row["wanted_key"]))
-            except AudioCheckError as problem:
+                verdict = verify_download(path, {"isrc": isrcs.get(row["wanted_key"])}, setup.verifier)
+            except AudioCheckError as problem:  # a verification mismatch too: the wrong recording
                 outcomes.append((row, "reject", (path, str(problem))))
                 continue
+            row["verification"] = verdict.label
             outcomes.append((row, "succeeded", path))
         elif transfer.is_terminal:
             reason = transfer.state.replace("Completed, ", "") + (

@@ -60,14 +60,16 @@ class Settings:
     watchlist_interval: int
     sensor_interval_seconds: int
     slskd_search_limit: SearchLimit
+    acoustid_url: str = "https://api.acoustid.org"
     # Secrets: excluded from repr and from describe().
     spotify_client_id: str | None = field(default=None, repr=False)
     spotify_client_secret: str | None = field(default=None, repr=False)
     spotify_refresh_token: str | None = field(default=None, repr=False)
     slskd_api_key: str | None = field(default=None, repr=False)
+    acoustid_api_key: str | None = field(default=None, repr=False)
 
     SECRET_FIELDS = frozenset(
-        {"spotify_client_id", "spotify_client_secret", "spotify_refresh_token", "slskd_api_key"}
+        {"spotify_client_id", "spotify_client_secret", "spotify_refresh_token", "slskd_api_key", "acoustid_api_key"}
     )
 
     @property
@@ -228,8 +230,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         watchlist_interval=_int(env, "WATCHLIST_INTERVAL", 86_400, minimum=1),
         sensor_interval_seconds=_int(env, "HARMONY_SENSOR_INTERVAL_SECONDS", 60, minimum=1),
         slskd_search_limit=_search_limit(env, "SLSKD_SEARCH_LIMIT", "34/220"),
+        acoustid_url=_url(env, "ACOUSTID_URL", "https://api.acoustid.org"),
         spotify_client_id=_text(env, "SPOTIFY_CLIENT_ID"),
         spotify_client_secret=_text(env, "SPOTIFY_CLIENT_SECRET"),
         spotify_refresh_token=_text(env, "SPOTIFY_REFRESH_TOKEN"),
         slskd_api_key=_text(env, "SLSKD_API_KEY"),
+        acoustid_api_key=_text(env, "ACOUSTID_API_KEY"),
     )

@@ -88,6 +88,8 @@ class ScoredCandidate:
     length: int | None
     score: float
     reasons: list[str] = field(default_factory=list)
+    # Bracketed words of the file name that neither the wanted track nor the vocabulary explain.
+    qualifier: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

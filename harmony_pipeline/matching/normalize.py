@@ -47,7 +47,8 @@ def romanise(text: str) -> str:
     """Latin-script rendering of any text; Japanese through kakasi, the rest through anyascii."""
     text = unicodedata.normalize("NFKC", text)
     if _KAKASI is not None and has_japanese(text):
-        text = " ".join(item["hepburn"] for item in _KAKASI.convert(text))
+        # kakasi leaves simplified Chinese characters it does not know empty ("现场"); anyascii reads them.
+        text = " ".join(item["hepburn"] or item["orig"] for item in _KAKASI.convert(text))
     return anyascii(text)
 
 

@@ -36,8 +36,11 @@ _BRACKETS = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
 
 # Weights of the match score; they add up to 1.
 _TITLE_WEIGHT, _ARTIST_WEIGHT, _DURATION_WEIGHT, _ALBUM_WEIGHT = 0.4, 0.25, 0.25, 0.1
-# A title followed by an unknown bracketed subtitle is less certain.
+# A title followed by an unexplained bracketed qualifier is less certain.
 _SUBTITLE_FACTOR = 0.75
+# An unexplained qualifier may be a subtitle ("2 + 2 = 5 (The Lukewarm.)") or a version named in words
+# no list knows ("(Zonder Zang)"): it is taken only when the length agrees this closely and the album does.
+_QUALIFIER_LENGTH_S = 1.0
 # The final score: how sure the match is matters more than how nice the file is.
 _MATCH_SHARE = 0.8
 
@@ -71,7 +74,7 @@ def _residual_words(candidate: Candidate, stem_words: tuple[str, ...], start: in
     folder_tag = tokens(candidate.folders[-1])[-1:] if candidate.folders else ()
     tagged = _SCENE_STEM.match(candidate.stem) or folder_tag == (group_tag.lower(),)
     if (tagged and "_" not in group_tag and trailing
-            and trailing[-1] == group_tag.lower() and group_tag.lower() not in VERSION_WORDS):
+            and trailing[-1] == group_tag.lower() and (group_tag.lower(),) not in VERSION_WORDS):
         trailing = trailing[:-1]
     return leading, trailing
 
@@ -85,10 +88,10 @@ def _check_folders(candidate: Candidate, terms: WantedTerms) -> None:
 
 
 def _check_file_name(candidate: Candidate, leading: list[str], trailing: list[str], terms: WantedTerms,
-                     verified: bool) -> bool:
+                     verified: bool) -> str | None:
     """Raises _Rejected for version words, other parts and other songs' words.
 
-    Returns True when the name carries an unknown subtitle that the length confirmed.
+    Returns the words of an unexplained bracketed qualifier that the length confirmed, else None.
     """
     residual = leading + trailing
     kinds = (version_kinds(residual) | raw_version_markers(candidate.stem)) - terms.version_kinds
@@ -104,7 +107,7 @@ def _check_file_name(candidate: Candidate, leading: list[str], trailing: list[st
         if word not in terms.allowed_words and not numbering.match(word) and not _HASH_WORD.match(word)
     ]
     if not unknown:
-        return False
+        return None
     # Words in brackets may be a subtitle ("2 + 2 = 5 (The Lukewarm.)"): the length must confirm,
     # and "(Band Version)"-style groups name another version.
     groups = [tokens(group) for group in _BRACKETS.findall(candidate.stem)]
@@ -113,7 +116,7 @@ def _check_file_name(candidate: Candidate, leading: list[str], trailing: list[st
         raise _Rejected(f"rejected: other version '{' '.join(unknown[:4])}'")
     if not verified or not set(unknown) <= bracketed:
         raise _Rejected(f"rejected: other words in file name '{' '.join(unknown[:4])}'")
-    return True
+    return " ".join(unknown[:4])
 
 
 def _preference_score(candidate: Candidate, prefs: MatchPreferences, reasons: list[str]) -> float:
@@ -133,8 +136,8 @@ def _preference_score(candidate: Candidate, prefs: MatchPreferences, reasons: li
 
 
 def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
-           prefs: MatchPreferences, reasons: list[str]) -> float:
-    """Match score 0..100, or _Rejected."""
+           prefs: MatchPreferences, reasons: list[str]) -> tuple[float, str | None]:
+    """(match score 0..100, unexplained qualifier or None), or _Rejected."""
     if candidate.locked:
         raise _Rejected("rejected: locked file")
     if is_hostile(candidate.filename):
@@ -155,7 +158,9 @@ def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
     leading, trailing = _residual_words(candidate, stem_words, title.start, title.end, terms)
     residual = leading + trailing
     verified = delta is not None and abs(delta) <= prefs.duration_accept_s
-    subtitle = _check_file_name(candidate, leading, trailing, terms, verified)
+    qualifier = _check_file_name(candidate, leading, trailing, terms, verified)
+    if qualifier and abs(delta) > _QUALIFIER_LENGTH_S:
+        raise _Rejected(f"rejected: unexplained qualifier '{qualifier}', length {delta:+.1f}s not exact")
 
     path_words = tuple(word for folder in candidate.folders for word in tokens(folder) + ("/",))
     artist = find_any(stem_words, terms.artist_variants, any_order=True) or find_any(
@@ -164,6 +169,8 @@ def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
     album = find_any(path_words, terms.album_variants)
     if artist is None and album is None:
         raise _Rejected("rejected: neither artist nor album in path")
+    if qualifier and album is None:
+        raise _Rejected(f"rejected: unexplained qualifier '{qualifier}' and only the name behind it")
 
     # A wanted version (radio edit, remix, live) shared without its tag is only that version
     # when its length says so.
@@ -173,8 +180,8 @@ def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
     if delta is not None and abs(delta) > prefs.duration_accept_s:
         raise _Rejected(f"rejected: duration {delta:+.1f}s, beyond ±{prefs.duration_accept_s:g}s")
 
-    title_score = title.similarity * (_SUBTITLE_FACTOR if subtitle else 1.0)
-    reasons.append(f"title {title_score:.0f}" + (" (unknown subtitle)" if subtitle else ""))
+    title_score = title.similarity * (_SUBTITLE_FACTOR if qualifier else 1.0)
+    reasons.append(f"title {title_score:.0f}" + (f" (unexplained qualifier '{qualifier}')" if qualifier else ""))
     reasons.append(f"artist {artist.similarity:.0f}" if artist else "artist not in path")
     if album:
         reasons.append(f"album {album.similarity:.0f}")
@@ -184,15 +191,16 @@ def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
         + _ARTIST_WEIGHT * (artist.similarity if artist else 70.0)
         + _DURATION_WEIGHT * _duration_score(delta)
         + _ALBUM_WEIGHT * (album.similarity if album else 60.0)
-    )
+    ), qualifier
 
 
 def score_candidate(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
                     prefs: MatchPreferences) -> tuple[ScoredCandidate, bool]:
     """The scored candidate and whether it is accepted."""
     reasons: list[str] = []
+    qualifier = None
     try:
-        match = _match(candidate, wanted, terms, prefs, reasons)
+        match, qualifier = _match(candidate, wanted, terms, prefs, reasons)
         accepted = match >= prefs.accept_score
         if not accepted:
             reasons.append(f"rejected: match {match:.0f} below {prefs.accept_score:g}")
@@ -210,6 +218,7 @@ def score_candidate(candidate: Candidate, wanted: WantedTrack, terms: WantedTerm
         length=candidate.length,
         score=round(score, 2),
         reasons=reasons,
+        qualifier=qualifier if accepted else None,
     )
     return scored, accepted
 
@@ -223,5 +232,6 @@ def rank(wanted: WantedTrack, responses: list[dict[str, Any]],
     for candidate in candidates_from_responses(responses):
         scored, ok = score_candidate(candidate, wanted, terms, prefs)
         (accepted if ok else rejected).append(scored)
-    accepted.sort(key=lambda scored: scored.score, reverse=True)
+    # A file without unexplained qualifiers beats every file with one, whatever their formats.
+    accepted.sort(key=lambda scored: (scored.qualifier is None, scored.score), reverse=True)
     return MatchDecision(best=accepted[0] if accepted else None, accepted=accepted, rejected=rejected)

@@ -6,58 +6,55 @@ All words are in the token form of `normalize.tokens`.
 from __future__ import annotations
 
 import re
+import tomllib
+from importlib import resources
 
-# Words that mark another recording of the song when they appear in a file name.
-VERSION_WORDS: dict[str, str] = {
-    **dict.fromkeys(["live", "concert", "unplugged", "session", "sessions", "vivo"], "live"),
-    **dict.fromkeys(
-        ["remix", "remixes", "rmx", "mix", "mixes", "rework", "refix", "bootleg",
-         "mashup", "dub", "club", "vip", "flip", "megamix", "medley"],
-        "remix",
-    ),
-    **dict.fromkeys(["extended", "maxi", "long", "12inch"], "extended"),
-    **dict.fromkeys(["edit", "edits", "radio", "single", "short", "shortened"], "edit"),
-    **dict.fromkeys(
-        ["instrumental", "instrumentals", "inst", "karaoke", "acapella", "acappella", "backing",
-         "minus"],
-        "instrumental",
-    ),
-    **dict.fromkeys(["acoustic", "stripped", "piano", "orchestral", "symphonic", "lullaby"], "acoustic"),
-    **dict.fromkeys(["cover", "covers", "tribute", "originally", "style"], "cover"),
-    **dict.fromkeys(["demo", "demos", "rough", "outtake", "alternate", "alt", "rehearsal"], "demo"),
-    **dict.fromkeys(["sped", "speed", "slowed", "reverb", "nightcore", "8d", "chopped", "screwed"], "sped up"),
-    **dict.fromkeys(["reprise", "interlude"], "reprise"),
-    **dict.fromkeys(["rerecorded", "rerecording"], "re-recorded"),
-    **dict.fromkeys(
-        ["english", "spanish", "french", "german", "italian", "portuguese", "japanese", "korean",
-         "russian", "chinese", "espanol"],
-        "other language",
-    ),
-}
+from .normalize import tokens
 
-# Words that mark a whole folder as another kind of release. Narrower than the file list:
-# folders called "Singles", "Sessions" or "Mix" collections hold ordinary studio copies.
-FOLDER_VERSION_WORDS: dict[str, str] = {
-    word: kind
-    for word, kind in VERSION_WORDS.items()
-    if word in {"live", "concert", "unplugged", "remix", "remixes", "rmx", "karaoke", "instrumental",
-                "instrumentals", "acoustic", "cover", "covers", "tribute", "demo", "demos", "sped",
-                "slowed", "nightcore", "lullaby", "bootleg"}
+# A vocabulary maps a marker's tokens (one word, or a phrase of several) to the kind of version it names.
+Vocabulary = dict[tuple[str, ...], str]
+
+
+def _load_markers() -> dict:
+    with resources.files(__package__).joinpath("version_markers.toml").open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def _vocabulary(markers_by_kind: dict[str, list[str]]) -> Vocabulary:
+    vocabulary: Vocabulary = {}
+    for kind, markers in markers_by_kind.items():
+        for marker in markers:
+            words = tokens(marker)
+            if words:
+                vocabulary.setdefault(words, kind)
+    return vocabulary
+
+
+_MARKERS = _load_markers()
+
+# Markers of another recording of the song when they appear in a file name (version_markers.toml).
+VERSION_WORDS: Vocabulary = _vocabulary(_MARKERS["kinds"])
+
+# Markers that make a whole folder another kind of release: a narrower list, same kinds.
+FOLDER_VERSION_WORDS: Vocabulary = {
+    words: VERSION_WORDS[words]
+    for words in (tokens(marker) for marker in _MARKERS["folders"]["markers"])
+    if words in VERSION_WORDS
 }
 
 # Words that never change the recording: remaster tags, edition names, rip details, `feat.`.
-NOISE_WORDS = frozenset(
-    """remaster remastered remasters remastering master mastered version versions album original
-    explicit clean dirty mono stereo deluxe edition expanded anniversary bonus track feat ft featuring
-    with and official audio digital hd hq lp ep cd cd1 cd2 cd3 cd4 disc disk web flac mp3 m4a ogg
-    wav kbps 320 v0 v2 vbr vinyl from soundtrack ost motion picture 16bit 24bit lossless""".split()
-)
+NOISE_WORDS = frozenset(_MARKERS["harmless"]["noise"].split())
 
 # Tags that look like version markers but keep the recording.
-_HARMLESS_PHRASES = [("original", "mix"), ("album", "mix"), ("main", "mix")]
+_HARMLESS_PHRASES = [tokens(phrase) for phrase in _MARKERS["harmless"]["phrases"]]
+_LONGEST_MARKER = max(len(words) for words in VERSION_WORDS)
 
 _REREC_RE = re.compile(r"\b\w+['’]s\s+version\b", re.IGNORECASE)  # "(Taylor's Version)"
-_INCH_RE = re.compile(r"\b(?:7|10|12)\s*(?:\"|''|'|”|″|inch\b|in\b)", re.IGNORECASE)
+# 12" / 7' / 12 inch / 12in; "12 In the End" is track 12, so a bare "in" counts only before a version word.
+_INCH_RE = re.compile(
+    r"\b(?:7|10|12)\s*(?:(?:\"|''|'|”|″)(?!\w)|inch\b|in\b(?=\.?\s*(?:[)\]]|$|version|mix|edit|vinyl|single|remix)))",
+    re.IGNORECASE,
+)
 _INCH_TOKENS = re.compile(r"^(?:7|10|12)$")
 _PART_RE = re.compile(r"\b(?:pt|part|parts|vol|volume|no|nr)\.?\s*([0-9]+|[ivx]+)\b", re.IGNORECASE)
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
@@ -78,18 +75,24 @@ def drop_harmless_phrases(words: list[str]) -> list[str]:
     kept: list[str] = []
     index = 0
     while index < len(words):
-        pair = tuple(words[index:index + 2])
-        if pair in _HARMLESS_PHRASES:
-            index += 2
+        phrase = next((p for p in _HARMLESS_PHRASES if tuple(words[index:index + len(p)]) == p), None)
+        if phrase:
+            index += len(phrase)
             continue
         kept.append(words[index])
         index += 1
     return kept
 
 
-def version_kinds(words: list[str] | tuple[str, ...], vocabulary: dict[str, str] = VERSION_WORDS) -> set[str]:
-    """Kinds of version named by the words; "12 version"/"7 edit" count as extended."""
-    kinds = {vocabulary[word] for word in words if word in vocabulary}
+def version_kinds(words: list[str] | tuple[str, ...], vocabulary: Vocabulary = VERSION_WORDS) -> set[str]:
+    """Kinds of version named by the words or phrases; "12 version"/"7 edit" count as extended."""
+    words = tuple(words)
+    kinds = {
+        vocabulary[words[start:start + size]]
+        for size in range(1, _LONGEST_MARKER + 1)
+        for start in range(len(words) - size + 1)
+        if words[start:start + size] in vocabulary
+    }
     for first, second in zip(words, words[1:]):
         if _INCH_TOKENS.match(first) and second in {"version", "mix", "edit", "inch", "vinyl"}:
             kinds.add("extended")

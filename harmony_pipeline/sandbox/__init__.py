@@ -1,4 +1,4 @@
-"""The sandbox: loopback emulators of Spotify, slskd, MusicBrainz, Cover Art Archive and LRCLIB.
+"""The sandbox: loopback emulators of Spotify, slskd, MusicBrainz, Cover Art Archive, LRCLIB and AcoustID.
 
     with Sandbox(tmp_path) as sandbox:
         os.environ.update(sandbox.env)          # points the pipeline at the emulators
@@ -42,6 +42,7 @@ EMULATOR_MODULES: dict[str, str] = {
     "musicbrainz": "harmony_pipeline.sandbox.musicbrainz",
     "coverart": "harmony_pipeline.sandbox.coverart",
     "lrclib": "harmony_pipeline.sandbox.lrclib",
+    "acoustid": "harmony_pipeline.sandbox.acoustid",
 }
 
 

@@ -35,7 +35,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from harmony_pipeline.sandbox.audio import write_audio, write_corrupt_audio, write_m4a
+from harmony_pipeline.sandbox.acoustid import write_served_audio
+from harmony_pipeline.sandbox.audio import write_corrupt_audio, write_m4a
 from harmony_pipeline.sandbox.catalog import Catalog
 from harmony_pipeline.sandbox.images import jpeg_bytes
 from harmony_pipeline.sandbox.server import Emulator, Request, Response, empty_response, json_response
@@ -44,7 +45,8 @@ from harmony_pipeline.sandbox.soulseek_peers import PeerNetwork, SharedFile
 DEFAULT_API_KEY = "sandbox-slskd-api-key-0000"
 DEFAULT_VERSION = "0.24.1"
 SEARCH_BUSY_MESSAGE = "Only one concurrent operation is permitted. Wait until the previous request completes"
-OUTCOMES = ("Succeeded", "Rejected", "Errored", "TimedOut", "Aborted", "Corrupt")
+# "WrongAudio": a correct name over another recording's audio; "Silent": all zeros (sandbox/acoustid.py).
+OUTCOMES = ("Succeeded", "Rejected", "Errored", "TimedOut", "Aborted", "Corrupt", "WrongAudio", "Silent")
 OUTCOME_EXCEPTIONS = {
     "Rejected": "File not shared.",
     "Errored": "Remote connection closed",
@@ -275,7 +277,8 @@ def local_destination(downloads_dir: Path, remote_filename: str) -> Path:
     return target
 
 
-def write_download(path: Path, shared: SharedFile | None, extension: str, *, corrupt: bool) -> None:
+def write_download(path: Path, shared: SharedFile | None, extension: str, *, corrupt: bool,
+                   catalog: Catalog | None = None, outcome: str = "Succeeded", filename: str = "") -> None:
     """A real file: MP3/FLAC audio of the shared file's length; the closest real format for others."""
     if corrupt:
         write_corrupt_audio(path)
@@ -289,7 +292,9 @@ def write_download(path: Path, shared: SharedFile | None, extension: str, *, cor
         write_m4a(path, duration)
     else:
         # Other lossy formats (ogg, opus, …) get MP3 audio, lossless ones FLAC; mutagen reads both by content.
-        write_audio(path, "flac" if extension in LOSSLESS_EXTENSIONS else "mp3", duration)
+        # Each recording has audio of its own, so AcoustID fingerprints tell them apart.
+        write_served_audio(path, "flac" if extension in LOSSLESS_EXTENSIONS else "mp3", duration,
+                           catalog, shared, outcome, filename)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -723,7 +728,8 @@ class SlskdEmulator(Emulator):
             destination = local_destination(self.downloads_dir, transfer.filename)
         partial = self.incomplete_dir / transfer.username / f"{transfer.id}.{extension or 'bin'}"
         partial.parent.mkdir(parents=True, exist_ok=True)
-        write_download(partial, transfer.shared, extension, corrupt=transfer.outcome == "Corrupt")
+        write_download(partial, transfer.shared, extension, corrupt=transfer.outcome == "Corrupt",
+                       catalog=self.catalog, outcome=transfer.outcome, filename=transfer.filename)
         with self._wake:
             if transfer.is_complete:  # cancelled while the file was being written
                 partial.unlink(missing_ok=True)
