@@ -20,7 +20,7 @@ from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
-from harmony_pipeline.soulseek_search import SearchSession, album_query_for, decide_match, group_by_album
+from harmony_pipeline.soulseek_search import SearchPipeline, SearchSession, decide_groups, group_by_album
 from harmony_pipeline.spotify_cache import SpotifyCache
 from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
@@ -112,17 +112,11 @@ def soulseek_matches(
         context.log.info("no wanted track is due for a search")
         return
     client = slskd.get_client()
-    session = SearchSession(
-        search=lambda text: client.search(text, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds),
-        database=database, limit=pipeline.search_limit, window_seconds=pipeline.search_window_seconds,
-        log=context.log,
-    )
-    decisions: list[dict] = []
-    for group in group_by_album(todo):  # one search per album when several of its tracks are wanted
-        album_query = album_query_for(group)
-        album_responses = session.responses(album_query) if album_query else None
-        album_search = (album_query, album_responses) if album_responses is not None else None
-        decisions += [decide_match(row, album_search, session, blocked) for row in group]
+    session = SearchSession(search=None, database=database, limit=pipeline.search_limit,
+                            window_seconds=pipeline.search_window_seconds, log=context.log)
+    searches = SearchPipeline(client, session, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds)
+    # One search per album when several of its tracks are wanted; several searches in flight at once.
+    decisions = decide_groups(searches, group_by_album(todo), blocked)
 
     labels = {row["wanted_key"]: f"{row['artist']} – {row['title']}" for row in todo}
     with database.connect() as conn, storage.transaction(conn):

@@ -34,7 +34,8 @@ CHAIN = "soulseek_matches,downloads,library_tracks"
 
 
 def build_playlist(sandbox: Sandbox, tracks: int) -> str:
-    """The "Small Favourites" playlist emptied and filled with `tracks` new tracks (12-track albums)."""
+    """The "Small Favourites" playlist emptied and filled with `tracks` new tracks (12-track albums).
+    Called before the sandbox starts: its slskd shares what the catalog holds then."""
     catalog = sandbox.catalog
     artist_ids = list(catalog.artists)
     playlist = next(p for p in catalog.playlists.values() if p.name == "Small Favourites")
@@ -87,8 +88,9 @@ def main() -> int:
     repo = args.repo.resolve()
     root = Path(tempfile.mkdtemp(prefix="harmony-exec-"))
     try:
-        with Sandbox(root / "sandbox", slskd_search_seconds=0.1, slskd_transfer_step_seconds=0.02) as sandbox:
-            playlist = build_playlist(sandbox, args.tracks)
+        sandbox = Sandbox(root / "sandbox", slskd_search_seconds=0.1, slskd_transfer_step_seconds=0.02)
+        playlist = build_playlist(sandbox, args.tracks)  # before the start: slskd's shares are made then
+        with sandbox:
             home = root / "dagster_home"
             home.mkdir()
             shutil.copyfile(repo / "dagster.yaml", home / "dagster.yaml")

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +41,7 @@ def wanted_track_from_row(row: dict[str, Any]) -> WantedTrack:
 class SearchSession:
     """Searches through the cache and the shared budget; counts what it did."""
 
-    search: Callable[[str], list[dict]]  # runs one slskd search to completion
+    search: Callable[[str], list[dict]] | None  # runs one slskd search to completion (the serial path)
     database: Any  # anything with connect() / connect(read_only=True), e.g. HarmonyDatabase
     limit: int
     window_seconds: int
@@ -54,45 +54,145 @@ class SearchSession:
 
     def responses(self, query: str) -> list[dict] | None:
         """Responses for the query (fresh cache or a new search); None when the budget defers it."""
+        cached = self.cached(query)
+        if cached is not None:
+            return cached
+        while True:
+            wait = self.take_budget(query)
+            if wait is None:
+                return None
+            if wait <= 0:
+                break
+            self.sleep(wait + 0.05)
+        responses = self.search(query)
+        self.store(query, responses)
+        return responses
+
+    def cached(self, query: str) -> list[dict] | None:
         fresh_after = storage.utcnow() - SEARCH_CACHE_TTL
         with self.database.connect(read_only=True) as conn:
-            cached = conn.execute(
-                "SELECT responses FROM search_cache WHERE query = ? AND searched_at > ?", [query, fresh_after]
-            ).fetchone()
-        if cached:
-            self.cache_hits += 1
-            return json.loads(cached[0])
-        if self.deferred or not self._take_budget(query):
-            self.deferred = True
+            row = conn.execute("SELECT responses FROM search_cache WHERE query = ? AND searched_at > ?",
+                               [query, fresh_after]).fetchone()
+        if row is None:
             return None
-        self.searches += 1
-        responses = self.search(query)
+        self.cache_hits += 1
+        return json.loads(row[0])
+
+    def store(self, query: str, responses: list[dict]) -> None:
         with self.database.connect() as conn:
             storage.upsert(conn, "search_cache", [{
                 "query": query, "responses": json.dumps(responses, ensure_ascii=False),
                 "response_count": len(responses), "searched_at": storage.utcnow()}], key=["query"])
-        return responses
 
-    def _take_budget(self, query: str) -> bool:
-        """Record one search in the shared budget when the window allows it (waiting a little if need be).
+    def take_budget(self, query: str) -> float | None:
+        """0 when one search was recorded in the shared budget (it may start now); otherwise the seconds
+        until the window has room, or None when that is longer than MAX_BUDGET_WAIT_SECONDS (deferred).
         Counting and recording happen in one transaction, so runs in other processes cannot both take
         the last slot."""
-        while True:
-            now = storage.utcnow()
-            with self.database.connect() as conn, storage.transaction(conn):
-                recent = [r[0] for r in conn.execute(
-                    "SELECT searched_at FROM search_budget WHERE searched_at > ?",
-                    [now - timedelta(seconds=self.window_seconds)]).fetchall()]
-                wait = seconds_until_allowed(recent, now, self.limit, self.window_seconds)
-                if wait <= 0:
-                    conn.execute("INSERT INTO search_budget VALUES (?, ?)", [now, query])
-                    return True
-            if wait > MAX_BUDGET_WAIT_SECONDS:
-                self.log.info(f"search budget spent; next search possible in {wait:.0f}s: the rest is deferred")
-                self.budget_free_at = now + timedelta(seconds=wait)
-                return False
-            self.log.info(f"search budget: waiting {wait:.1f}s ({self.limit}/{self.window_seconds}s)")
-            self.sleep(wait + 0.05)
+        if self.deferred:
+            return None
+        now = storage.utcnow()
+        with self.database.connect() as conn, storage.transaction(conn):
+            recent = [r[0] for r in conn.execute(
+                "SELECT searched_at FROM search_budget WHERE searched_at > ?",
+                [now - timedelta(seconds=self.window_seconds)]).fetchall()]
+            wait = seconds_until_allowed(recent, now, self.limit, self.window_seconds)
+            if wait <= 0:
+                conn.execute("INSERT INTO search_budget VALUES (?, ?)", [now, query])
+                self.searches += 1
+                return 0.0
+        if wait > MAX_BUDGET_WAIT_SECONDS:
+            self.log.info(f"search budget spent; next search possible in {wait:.0f}s: the rest is deferred")
+            self.budget_free_at = now + timedelta(seconds=wait)
+            self.deferred = True
+            return None
+        return wait
+
+
+@dataclass
+class SearchPipeline:
+    """Several Soulseek searches in flight at once, within the shared budget.
+
+    slskd creates one search at a time but runs many: creations are spaced by `spacing_seconds`, the
+    states of all searches come from one `GET /searches` per poll, and each search's responses are
+    read once it completes. Work is described by coroutines (`group_steps`) that yield the queries they
+    need and receive the responses (None when the budget defers the query).
+    """
+
+    client: Any  # resources.slskd.SlskdClient
+    session: SearchSession
+    timeout_ms: int = 15000
+    poll_seconds: float = 0.5
+    max_in_flight: int = 8
+    spacing_seconds: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+
+    def run(self, coroutines: list[Generator[str, list[dict] | None, Any]]) -> list[Any]:
+        """Drive every coroutine to its end; returns their results in order."""
+        results: list[Any] = [None] * len(coroutines)
+        waiting: dict[str, list[int]] = defaultdict(list)  # query → coroutines waiting for it
+        queue: list[str] = []  # queries to search, in the order they were asked
+        in_flight: dict[str, tuple[str, float]] = {}  # search id → (query, deadline)
+        stopped: set[str] = set()
+
+        def advance(index: int, answer: list[dict] | None, first: bool = False) -> None:
+            while True:  # cache hits and deferrals are answered at once
+                try:
+                    query = next(coroutines[index]) if first else coroutines[index].send(answer)
+                except StopIteration as done:
+                    results[index] = done.value
+                    return
+                first = False
+                answer = self.session.cached(query)
+                if answer is None and not self.session.deferred:
+                    if query not in waiting:
+                        queue.append(query)
+                    waiting[query].append(index)
+                    return
+                # a fresh cached answer, or the budget is spent (None: the coroutine records a deferral)
+
+        for index in range(len(coroutines)):
+            advance(index, None, first=True)
+        last_created = float("-inf")
+        while queue or in_flight:
+            # Start searches while there is room in flight, in the budget and in slskd's pace.
+            while queue and len(in_flight) < self.max_in_flight and \
+                    self.clock() - last_created >= self.spacing_seconds:
+                wait = self.session.take_budget(queue[0])
+                if wait is None:  # deferred: every query not started yet is answered with None
+                    for query in queue:
+                        for index in waiting.pop(query):
+                            advance(index, None)
+                    queue.clear()
+                    break
+                if wait > 0:
+                    break  # the window frees soon: keep polling meanwhile
+                query = queue.pop(0)
+                search_id = self.client.start_search(query, timeout_ms=self.timeout_ms)
+                last_created = self.clock()
+                in_flight[search_id] = (query, last_created + self.timeout_ms / 1000 * 4 + 30)
+            if not in_flight:
+                if queue:
+                    self.session.sleep(self.poll_seconds)
+                continue
+            self.session.sleep(self.poll_seconds)
+            listed = self.client.search_progress()
+            for search_id, (query, deadline) in list(in_flight.items()):
+                complete = listed.get(search_id)
+                if complete is False:
+                    if self.clock() > deadline and search_id not in stopped:
+                        self.client.stop_search(search_id)
+                        stopped.add(search_id)
+                    continue
+                del in_flight[search_id]
+                if complete is None:  # gone from slskd's list (slskd restarted): asked again next run
+                    responses = None
+                else:
+                    responses = self.client.finish_search(search_id, query)
+                    self.session.store(query, responses)
+                for index in waiting.pop(query):
+                    advance(index, responses)
+        return results
 
 
 def group_by_album(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -110,13 +210,13 @@ def album_query_for(group: list[dict[str, Any]]) -> str | None:
     return build_album_query(first.get("album_artist") or first["artist"], first["album"])
 
 
-def decide_match(
+def match_steps(
     row: dict[str, Any],
     album_search: tuple[str, list[dict]] | None,
-    session: SearchSession,
     blocked: set[tuple[str, str]],
-) -> dict[str, Any]:
-    """The soulseek_matches row for one wanted track: matched (with candidates), no_match or deferred."""
+) -> Generator[str, list[dict] | None, dict[str, Any]]:
+    """The soulseek_matches row for one wanted track: matched (with candidates), no_match or deferred.
+    Yields each query it needs and receives its responses (None: deferred by the budget)."""
     wanted = wanted_track_from_row(row)
     queries_used: list[str] = []
     decision = None
@@ -127,7 +227,7 @@ def decide_match(
     if decision is None or decision.best is None:
         # The track's own query, then the next variant only when the first found nothing usable.
         for query in build_queries(wanted)[:MAX_QUERIES_PER_TRACK]:
-            responses = session.responses(query)
+            responses = yield query
             if responses is None:
                 searched_all = False
                 break
@@ -150,12 +250,60 @@ def decide_match(
         "wanted_key": row["wanted_key"], "status": status, "queries": queries_used or None,
         "username": best["username"] if best else None, "filename": best["filename"] if best else None,
         "size": best.get("size") if best else None, "score": best["score"] if best else None,
-        "reasons": best["reasons"] if best else [f"{len(rejected)} candidates rejected"],
+        "reasons": best["reasons"] if best else [_rejected_text(len(rejected))],
         "candidates": json.dumps(accepted[:KEPT_CANDIDATES], ensure_ascii=False),
         "rejected_count": len(rejected),
         "rejected_sample": json.dumps([r.as_dict() for r in rejected[:5]], ensure_ascii=False),
         "decided_at": now,
         "claimed_by": None,
-        "retry_search_after": {"no_match": now + NO_MATCH_COOLDOWN,
-                               "deferred": session.budget_free_at or now}.get(status),
+        "retry_search_after": {"no_match": now + NO_MATCH_COOLDOWN, "deferred": None}.get(status),
     }
+
+
+def _rejected_text(count: int) -> str:
+    return f"{count} candidate rejected" if count == 1 else f"{count} candidates rejected"
+
+
+def decide_groups(pipeline: SearchPipeline, groups: list[list[dict[str, Any]]],
+                  blocked: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Every group's decisions, searched through the pipeline; deferred ones wait for the budget."""
+    decisions = [d for group in pipeline.run([group_steps(g, blocked) for g in groups]) for d in group]
+    for decision in decisions:
+        if decision["status"] == "deferred":
+            decision["retry_search_after"] = pipeline.session.budget_free_at or decision["decided_at"]
+    return decisions
+
+
+def group_steps(group: list[dict[str, Any]], blocked: set[tuple[str, str]]
+                ) -> Generator[str, list[dict] | None, list[dict[str, Any]]]:
+    """Decisions for the wanted tracks of one album (or one single): the album search first, when
+    several of its tracks are wanted, then each track's own searches where the album did not settle it."""
+    album_query = album_query_for(group)
+    album_search = None
+    if album_query:
+        responses = yield album_query
+        if responses is not None:
+            album_search = (album_query, responses)
+    decisions = []
+    for row in group:
+        decisions.append((yield from match_steps(row, album_search, blocked)))
+    return decisions
+
+
+def decide_match(
+    row: dict[str, Any],
+    album_search: tuple[str, list[dict]] | None,
+    session: SearchSession,
+    blocked: set[tuple[str, str]],
+) -> dict[str, Any]:
+    """`match_steps` run with one search at a time through `session`."""
+    steps = match_steps(row, album_search, blocked)
+    try:
+        query = next(steps)
+        while True:
+            query = steps.send(session.responses(query))
+    except StopIteration as done:
+        decision = done.value
+    if decision["status"] == "deferred":
+        decision["retry_search_after"] = session.budget_free_at or decision["decided_at"]
+    return decision

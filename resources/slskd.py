@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 
 TERMINAL_FLAG = "Completed"
 SUCCEEDED_STATE = "Completed, Succeeded"
+CREATE_ATTEMPTS = 5  # a search POST answered 429 (another creation in progress) is tried this often
 
 
 class SlskdError(RuntimeError):
@@ -61,6 +62,11 @@ class Transfer:
 def states(flags: str | None) -> set[str]:
     """slskd flag enums are comma-joined names: "Completed, Succeeded" → {"Completed", "Succeeded"}."""
     return {part.strip() for part in (flags or "").split(",") if part.strip()}
+
+
+def search_complete(search: dict) -> bool:
+    """A search slskd reports as finished (isComplete, or a state with the Completed flag)."""
+    return bool(search.get("isComplete")) or TERMINAL_FLAG in states(search.get("state"))
 
 
 def error_text(response: requests.Response) -> str:
@@ -116,15 +122,45 @@ class SlskdClient:
         return response
 
     # --- searches --------------------------------------------------------------------------------
-    def search(self, text: str, *, timeout_ms: int = 15000, poll_seconds: float = 0.5,
-               max_wait_seconds: float | None = None) -> list[dict]:
-        """Run one search to completion and return its responses; the search is deleted afterwards."""
+    def start_search(self, text: str, *, timeout_ms: int = 15000) -> str:
+        """Create a search and return its id without waiting for it. slskd creates one search at a time
+        (a concurrent POST gets 429): that answer is retried after a short pause."""
         search_id = str(uuid.uuid4())
         body = {"id": search_id, "searchText": text, "searchTimeout": timeout_ms,
                 "filterResponses": True, "minimumResponseFileCount": 1}
-        response = self._request("POST", "/searches", json=body)
+        for attempt in range(CREATE_ATTEMPTS):
+            response = self._request("POST", "/searches", json=body)
+            if response.status_code != 429:
+                break
+            self.sleep(0.5 * (attempt + 1))
         if response.status_code not in (200, 201):
             raise SlskdError(f"search {text!r} not created: {error_text(response)}", response.status_code)
+        return search_id
+
+    def search_progress(self) -> dict[str, bool]:
+        """Whether each search slskd holds is complete, by id (lower case): one request for all."""
+        response = self._request("GET", "/searches")
+        if response.status_code != 200:
+            raise SlskdError(f"search list: {error_text(response)}", response.status_code)
+        return {str(s.get("id", "")).lower(): search_complete(s) for s in response.json() or []}
+
+    def stop_search(self, search_id: str) -> None:
+        self._request("PUT", f"/searches/{search_id}")  # it completes as "Cancelled", responses kept
+
+    def finish_search(self, search_id: str, text: str) -> list[dict]:
+        """The responses of a completed search; the search is deleted afterwards."""
+        try:
+            responses = self._request("GET", f"/searches/{search_id}/responses")
+            if responses.status_code != 200:
+                raise SlskdError(f"responses of {text!r}: {error_text(responses)}", responses.status_code)
+            return responses.json() or []
+        finally:
+            self._request("DELETE", f"/searches/{search_id}")
+
+    def search(self, text: str, *, timeout_ms: int = 15000, poll_seconds: float = 0.5,
+               max_wait_seconds: float | None = None) -> list[dict]:
+        """Run one search to completion and return its responses; the search is deleted afterwards."""
+        search_id = self.start_search(text, timeout_ms=timeout_ms)
         deadline = time.monotonic() + (max_wait_seconds or timeout_ms / 1000 * 4 + 30)
         stopped = False
         try:
@@ -132,20 +168,18 @@ class SlskdClient:
                 state = self._request("GET", f"/searches/{search_id}", params={"includeResponses": "false"})
                 if state.status_code != 200:
                     raise SlskdError(f"search {text!r} vanished: {error_text(state)}", state.status_code)
-                if state.json().get("isComplete") or TERMINAL_FLAG in states(state.json().get("state")):
+                if search_complete(state.json()):
                     break
                 if time.monotonic() > deadline:
                     if stopped:
                         raise SlskdError(f"search {text!r} did not complete, even after being stopped")
-                    self._request("PUT", f"/searches/{search_id}")  # stop it; its responses are kept
+                    self.stop_search(search_id)
                     stopped, deadline = True, time.monotonic() + 10
                 self.sleep(poll_seconds)
-            responses = self._request("GET", f"/searches/{search_id}/responses")
-            if responses.status_code != 200:
-                raise SlskdError(f"responses of {text!r}: {error_text(responses)}", responses.status_code)
-            return responses.json() or []
-        finally:
+        except BaseException:
             self._request("DELETE", f"/searches/{search_id}")
+            raise
+        return self.finish_search(search_id, text)
 
     # --- transfers -------------------------------------------------------------------------------
     def enqueue(self, username: str, filename: str, size: int | None) -> None:
