@@ -153,29 +153,37 @@ class SearchPipeline:
 
         for index in range(len(coroutines)):
             advance(index, None, first=True)
-        last_created = float("-inf")
+        last_created = last_poll = float("-inf")
         while queue or in_flight:
             # Start searches while there is room in flight, in the budget and in slskd's pace.
+            budget_wait = 0.0
             while queue and len(in_flight) < self.max_in_flight and \
                     self.clock() - last_created >= self.spacing_seconds:
-                wait = self.session.take_budget(queue[0])
-                if wait is None:  # deferred: every query not started yet is answered with None
+                budget_wait = self.session.take_budget(queue[0])
+                if budget_wait is None:  # deferred: every query not started yet is answered with None
                     for query in queue:
                         for index in waiting.pop(query):
                             advance(index, None)
                     queue.clear()
                     break
-                if wait > 0:
+                if budget_wait > 0:
                     break  # the window frees soon: keep polling meanwhile
                 query = queue.pop(0)
                 search_id = self.client.start_search(query, timeout_ms=self.timeout_ms)
                 last_created = self.clock()
                 in_flight[search_id] = (query, last_created + self.timeout_ms / 1000 * 4 + 30)
-            if not in_flight:
-                if queue:
-                    self.session.sleep(self.poll_seconds)
+            # Sleep until the next creation or poll is due.
+            moments = []
+            if queue and len(in_flight) < self.max_in_flight:
+                moments.append(last_created + max(self.spacing_seconds, budget_wait or 0.0))
+            if in_flight:
+                moments.append(last_poll + self.poll_seconds)
+            pause = min(moments, default=self.clock()) - self.clock()
+            if pause > 0:
+                self.session.sleep(pause)
+            if not in_flight or self.clock() - last_poll < self.poll_seconds:
                 continue
-            self.session.sleep(self.poll_seconds)
+            last_poll = self.clock()
             listed = self.client.search_progress()
             for search_id, (query, deadline) in list(in_flight.items()):
                 complete = listed.get(search_id)

@@ -1,0 +1,97 @@
+"""Pipelined Soulseek searches against the sandbox slskd: several in flight, one list request per poll,
+the shared budget respected and deferrals recorded, album searches serving their tracks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harmony_pipeline import storage
+from harmony_pipeline.sandbox import Sandbox
+from harmony_pipeline.soulseek_search import SearchPipeline, SearchSession, decide_groups, group_by_album
+from resources.database import HarmonyDatabase
+from resources.slskd import SlskdResource
+
+SEARCH_SECONDS = 1.0
+
+
+@pytest.fixture
+def slskd_sandbox(tmp_path):
+    with Sandbox(tmp_path / "sandbox", slskd_search_seconds=SEARCH_SECONDS) as sandbox:
+        yield sandbox
+
+
+def _rows(catalog, count: int) -> list[dict]:
+    """Wanted rows for `count` sandbox tracks of different albums (singles: one search each)."""
+    rows, seen_albums = [], set()
+    for track in catalog.tracks.values():
+        if track.album_id in seen_albums or len(track.artist_ids) != 1:
+            continue
+        seen_albums.add(track.album_id)
+        artist = catalog.artists[track.artist_ids[0]].name
+        rows.append({"wanted_key": f"isrc:{track.isrc}", "artist": artist, "artists": [artist], "title": track.name,
+                     "album": None, "album_id": None, "duration_ms": track.duration_ms, "isrc": track.isrc})
+        if len(rows) == count:
+            return rows
+    raise AssertionError("not enough tracks")
+
+
+def _pipeline(sandbox, database, limit: int = 1000, window: int = 60) -> SearchPipeline:
+    client = SlskdResource(url=sandbox.url("slskd"), api_key=sandbox.env["SLSKD_API_KEY"]).get_client()
+    session = SearchSession(search=None, database=database, limit=limit, window_seconds=window)
+    return SearchPipeline(client, session, timeout_ms=2000, poll_seconds=0.25, spacing_seconds=0.1)
+
+
+def test_searches_run_side_by_side_and_are_polled_together(slskd_sandbox, tmp_path):
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    rows = _rows(slskd_sandbox.catalog, 6)
+    pipeline = _pipeline(slskd_sandbox, database)
+    decisions = decide_groups(pipeline, group_by_album(rows), set())
+
+    assert [d["wanted_key"] for d in decisions] == [r["wanted_key"] for r in rows]
+    assert all(d["status"] in ("matched", "no_match") for d in decisions)
+    requests = slskd_sandbox.emulator("slskd").requests()
+    created = [r for r in requests if r.method == "POST" and r.path.rstrip("/").endswith("/searches")]
+    polls = [r for r in requests if r.method == "GET" and r.path.rstrip("/").endswith("/searches")]
+    assert len(created) == pipeline.session.searches >= 4
+    first_read = min(r.time for r in requests if r.path.endswith("/responses"))
+    assert sum(1 for r in created if r.time < first_read) >= 3  # several were in flight at once
+    assert len(polls) < len(created) * SEARCH_SECONDS / 0.25  # one list request serves every search
+    with database.connect(read_only=True) as conn:  # every answer cached, every search in the budget
+        assert conn.execute("SELECT count(*) FROM search_budget").fetchone()[0] == len(created)
+        assert conn.execute("SELECT count(*) FROM search_cache").fetchone()[0] == len(set(
+            json.loads(r.body)["searchText"] for r in created))
+
+
+def test_a_spent_budget_defers_the_searches_not_started(slskd_sandbox, tmp_path):
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    rows = _rows(slskd_sandbox.catalog, 5)
+    pipeline = _pipeline(slskd_sandbox, database, limit=2, window=600)
+    decisions = decide_groups(pipeline, group_by_album(rows), set())
+    created = [r for r in slskd_sandbox.emulator("slskd").requests()
+               if r.method == "POST" and r.path.rstrip("/").endswith("/searches")]
+    assert len(created) == 2
+    deferred = [d for d in decisions if d["status"] == "deferred"]
+    assert deferred and all(d["queries"] is None for d in deferred)
+    for decision in deferred:  # asked again when the window frees, not before
+        assert (decision["retry_search_after"] - storage.utcnow()).total_seconds() > 500
+
+
+def test_one_album_search_serves_every_wanted_track_of_the_album(slskd_sandbox, tmp_path):
+    catalog = slskd_sandbox.catalog
+    album = next(a for a in catalog.albums.values()
+                 if len(a.track_ids) >= 4 and len(a.artist_ids) == 1 and a.album_type == "album")
+    artist = catalog.artists[album.artist_ids[0]].name
+    rows = [{"wanted_key": f"isrc:{t.isrc}", "artist": artist, "artists": [artist], "title": t.name,
+             "album": album.name, "album_id": album.id, "album_artist": artist, "duration_ms": t.duration_ms,
+             "isrc": t.isrc, "track_number": t.track_number, "album_total_tracks": len(album.track_ids)}
+            for t in catalog.album_tracks(album)[:4]]
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    decisions = decide_groups(_pipeline(slskd_sandbox, database), group_by_album(rows), set())
+    matched = [d for d in decisions if d["status"] == "matched"]
+    assert matched, decisions
+    created = [json.loads(r.body)["searchText"] for r in slskd_sandbox.emulator("slskd").requests()
+               if r.method == "POST" and r.path.rstrip("/").endswith("/searches")]
+    # The album search, plus a track search only for a track the album search did not settle.
+    assert len(created) <= 1 + (len(rows) - len(matched)) * 2
