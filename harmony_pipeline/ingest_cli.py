@@ -52,7 +52,7 @@ def _read_input(name: str) -> bytes:
 
 def _parse(name: str, data: bytes) -> ParsedSubmission:
     try:
-        return iter_submission(data, None if name == STDIN else Path(name).name)
+        return iter_submission(data, None if name == STDIN else Path(name).name, deduplicate=False)
     except IngestError as error:
         raise CommandError(f"{name}: {error}", FAILURE_EXIT_CODE) from None
 
@@ -69,13 +69,16 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
                   transient=True, disable=args.quiet) as progress:
         task = progress.add_task("recording items", total=None)
         with storage.connect(settings.duckdb_path) as conn:
+            # One thread: recording is sequential, and every DuckDB thread keeps buffers of its own.
+            conn.execute("SET threads = 1")
             for index, name in enumerate(names):
-                data, inputs[index] = inputs[index], b""  # each text is let go once recorded
+                parsed = _parse(name, inputs[index])
+                inputs[index] = b""  # the bytes are let go once decoded
                 source = "stdin" if name == STDIN else Path(name).name
                 progress.update(task, description=f"recording {source}")
-                outcomes.append(record_submission(conn, _parse(name, data), source,
+                outcomes.append(record_submission(conn, parsed, source,
                                                   progress=lambda n: progress.advance(task, n)))
-                del data
+                del parsed
 
     several = len(outcomes) > 1
     for name, outcome in zip(names, outcomes):

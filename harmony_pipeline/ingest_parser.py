@@ -624,9 +624,10 @@ def _json_outcomes(text: str) -> Iterator[Outcome]:
         reason = "JSON must be a list, or an object with a list under " + ", ".join(f'"{k}"' for k in _LIST_KEYS)
         yield Rejection(1, _display(_line_at(text, 1)), reason)
         return
-    entries, position = located
+    position = located[1]
+    del document, located  # each element is decoded again where it stands: memory holds one at a time
     lines = _LineCounter(text)
-    for entry, (start, end) in zip(entries, _array_element_spans(text, position)):
+    for entry, start, end in _array_elements(text, position):
         outcome = _json_entry(entry, lines.line_at(start), text[start:end])
         if outcome is not None:
             yield outcome
@@ -723,12 +724,12 @@ def _object_member_positions(text: str, position: int) -> dict[str, int]:
     return members
 
 
-def _array_element_spans(text: str, position: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of each element of the (already validated) array at ``position``."""
+def _array_elements(text: str, position: int) -> Iterator[tuple[Any, int, int]]:
+    """(value, start, end) of each element of the (already validated) array at ``position``."""
     position = _skip_json_space(text, position + 1)
     while text[position] != "]":
-        _, end = _decoder.raw_decode(text, position)
-        yield position, end
+        value, end = _decoder.raw_decode(text, position)
+        yield value, position, end
         position = _skip_json_space(text, end)
         if text[position] == ",":
             position = _skip_json_space(text, position + 1)
@@ -753,8 +754,8 @@ _EXTENSIONS: dict[str, Format] = {
 @dataclass(slots=True)
 class ParsedSubmission:
     """A submission parsed one record at a time: `outcomes` yields items and rejections in line
-    order, duplicates within the submission already turned into rejections. Memory stays that of
-    the text, whatever the number of records."""
+    order (duplicates within the submission turned into rejections unless asked otherwise). Memory
+    stays that of the text, whatever the number of records."""
 
     format: Format
     notes: list[str]
@@ -769,8 +770,9 @@ def parse_submission(data: bytes | str, filename: str | None = None) -> ParseRes
     return result
 
 
-def iter_submission(data: bytes | str, filename: str | None = None) -> ParsedSubmission:
-    """parse_submission without holding every record: for recording large files."""
+def iter_submission(data: bytes | str, filename: str | None = None, *, deduplicate: bool = True) -> ParsedSubmission:
+    """parse_submission without holding every record: for recording large files. `deduplicate=False`
+    leaves repeated fingerprints to the caller (ingest_store finds them in DuckDB instead of memory)."""
     notes: list[str] = []
     if isinstance(data, bytes):
         if len(data) > MAX_SUBMISSION_BYTES:
@@ -788,7 +790,7 @@ def iter_submission(data: bytes | str, filename: str | None = None) -> ParsedSub
         outcomes = _csv_outcomes(text, "\t" if (filename or "").lower().endswith(".tsv") else None)
     else:
         outcomes = _text_outcomes(text)
-    return ParsedSubmission(format_, notes, _deduplicated(outcomes))
+    return ParsedSubmission(format_, notes, _deduplicated(outcomes) if deduplicate else outcomes)
 
 
 def _too_large(size: int) -> str:

@@ -47,6 +47,9 @@ ALREADY_SUBMITTED = "already submitted"
 INBOX_EXTENSIONS = (".txt", ".csv", ".json")
 INSERT_CHUNK = 500  # items written per statement; progress advances per chunk
 MAX_SKIPPED_LISTED = 10_000  # skipped lines kept with their reason per submission; the rest are counted
+# A submission with more items is committed in steps of this many: DuckDB keeps an open transaction's
+# rows in memory (about 600 bytes an item), a committed and checkpointed step on disk.
+COMMIT_EVERY_ITEMS = 20_000
 # A claim is held while one file (at most 5 MiB) is read, parsed and recorded: seconds, plus at most a
 # minute waiting for the DuckDB lock. A claim older than this outlived the tick or run that made it.
 CLAIM_STALE_SECONDS = 15 * 60
@@ -133,31 +136,58 @@ def record_submission(
     *,
     refuse_unreadable: bool = False,
 ) -> SubmissionOutcome:
-    """Store one parsed submission in a single transaction, chunk by chunk as it is parsed;
-    `progress(n)` is told of items written. `refuse_unreadable`: IngestError (and nothing recorded)
-    when the submission has rejected lines and not one item."""
+    """Store one parsed submission chunk by chunk as it is parsed; `progress(n)` is told of items written.
+
+    Up to COMMIT_EVERY_ITEMS items it is one transaction. A larger one is committed (and checkpointed)
+    every COMMIT_EVERY_ITEMS items, with its counts, so DuckDB's memory stays that of one step: an
+    interrupted large submission keeps its first steps, and submitting it again records the rest
+    (the first part is then "already submitted"); nothing is lost or recorded twice.
+    `refuse_unreadable`: IngestError (and nothing recorded) when the submission has rejected lines and
+    not one item."""
     now = storage.utcnow()
     skipped = _SkippedList()
-    accepted = items_seen = 0
-    with storage.transaction(conn):
+    accepted = items_seen = since_commit = 0
+    refused_lines: list[Rejection] = []
+    submitted_before: dict[bytes, int] = {}  # half fingerprint → first line, for items submitted earlier
+    conn.execute("BEGIN TRANSACTION")
+    try:
         submission_id = conn.execute(
             "INSERT INTO free_ingest_submissions (source, format, submitted_at, accepted, skipped, rejected, notes) "
             "VALUES (?, ?, ?, 0, 0, '[]', ?) RETURNING id",
             [source, result.format, now, result.notes or None],
         ).fetchone()[0]
-        refused_lines: list[Rejection] = []
 
         def flush(chunk: list[IngestItem]) -> None:
-            nonlocal accepted
-            known = _known_fingerprints(conn, [item.fingerprint for item in chunk])
+            nonlocal accepted, since_commit
+            # A fingerprint recorded by this submission is a duplicate line (DuckDB remembers where
+            # it came first, so no set of every fingerprint is held in memory); by another, already submitted.
+            known = _known_items(conn, [item.fingerprint for item in chunk])
+            first_in_chunk: dict[str, int] = {}
+            new_items = []
             for item in chunk:
                 if item.fingerprint in known:
-                    skipped.add(item.line_number, ALREADY_SUBMITTED, item.raw)
-            new_items = [item for item in chunk if item.fingerprint not in known]
+                    first_submission, first_line = known[item.fingerprint]
+                    if first_submission != submission_id:  # only these are kept in memory, to name their line
+                        first_line = submitted_before.setdefault(bytes.fromhex(item.fingerprint[:32]),
+                                                                 item.line_number)
+                    reason = ALREADY_SUBMITTED if first_line == item.line_number else f"duplicate of line {first_line}"
+                    skipped.add(item.line_number, reason, item.raw)
+                elif item.fingerprint in first_in_chunk:
+                    skipped.add(item.line_number, f"duplicate of line {first_in_chunk[item.fingerprint]}", item.raw)
+                else:
+                    first_in_chunk[item.fingerprint] = item.line_number
+                    new_items.append(item)
             _insert_items(conn, [_item_row(item, submission_id, now) for item in new_items])
             accepted += len(new_items)
+            since_commit += len(chunk)
             if progress:
                 progress(len(chunk))
+            if since_commit >= COMMIT_EVERY_ITEMS:
+                _save_counts(conn, submission_id, accepted, skipped)
+                conn.execute("COMMIT")
+                _checkpoint(conn)
+                conn.execute("BEGIN TRANSACTION")
+                since_commit = 0
 
         chunk: list[IngestItem] = []
         for outcome in _outcomes(result):
@@ -173,28 +203,44 @@ def record_submission(
                 chunk = []
         if chunk:
             flush(chunk)
-        if refuse_unreadable and not items_seen and refused_lines:
+        if refuse_unreadable and not items_seen and refused_lines:  # nothing committed yet: no item came
             raise IngestError("; ".join(f"line {r.line_number}: {r.reason}" for r in refused_lines))
-
-        skipped.listed.sort(key=lambda s: s.line_number)
-        rejected = json.dumps([{"line": s.line_number, "reason": s.reason, "raw": s.raw} for s in skipped.listed],
-                              ensure_ascii=False)
-        conn.execute("UPDATE free_ingest_submissions SET accepted = ?, skipped = ?, rejected = ? WHERE id = ?",
-                     [accepted, skipped.count, rejected, submission_id])
+        _save_counts(conn, submission_id, accepted, skipped)
         storage.record_activity(conn, "free_ingest_submitted", {
             "source": source, "submission": submission_id, "accepted": accepted, "skipped": skipped.count})
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
     return SubmissionOutcome(submission_id, source, accepted, skipped.listed, list(result.notes), skipped.not_listed)
 
 
-def _known_fingerprints(conn: duckdb.DuckDBPyConnection, fingerprints: list[str]) -> set[str]:
+def _save_counts(conn: duckdb.DuckDBPyConnection, submission_id: int, accepted: int, skipped: _SkippedList) -> None:
+    skipped.listed.sort(key=lambda s: s.line_number)
+    rejected = json.dumps([{"line": s.line_number, "reason": s.reason, "raw": s.raw} for s in skipped.listed],
+                          ensure_ascii=False)
+    conn.execute("UPDATE free_ingest_submissions SET accepted = ?, skipped = ?, rejected = ? WHERE id = ?",
+                 [accepted, skipped.count, rejected, submission_id])
+
+
+def _checkpoint(conn: duckdb.DuckDBPyConnection) -> None:
+    """Write the committed rows out of memory; skipped while another transaction of this process is open."""
+    try:
+        conn.execute("CHECKPOINT")
+    except duckdb.Error:
+        pass
+
+
+def _known_items(conn: duckdb.DuckDBPyConnection, fingerprints: list[str]) -> dict[str, tuple[int, int]]:
+    """fingerprint → (submission id, line number) of the items already recorded."""
     if not fingerprints:
-        return set()
+        return {}
     rows = conn.execute(
-        "SELECT fingerprint FROM free_ingest_items "
+        "SELECT fingerprint, submission_id, line_number FROM free_ingest_items "
         "WHERE fingerprint IN (SELECT unnest(CAST(CAST(? AS JSON) AS VARCHAR[])))",
         [json.dumps(fingerprints)],  # one JSON text: DuckDB converts a Python list value by value
     ).fetchall()
-    return {row[0] for row in rows}
+    return {fingerprint: (submission, line) for fingerprint, submission, line in rows}
 
 
 _ITEM_COLUMNS: dict[str, str] = {}
@@ -309,7 +355,9 @@ def ingest_inbox_file(database_path: Path | str, file: InboxFile) -> InboxOutcom
         return _fail(file, claimed, f"set aside: reading it was interrupted {file.claims} times "
                                     "(the tick or run was killed or timed out)")
     try:
-        parsed = iter_submission(read_submission(claimed, MAX_SUBMISSION_BYTES, inbox=True), file.name)
+        data = read_submission(claimed, MAX_SUBMISSION_BYTES, inbox=True)
+        parsed = iter_submission(data, file.name, deduplicate=False)
+        del data
     except ReadRefused as refused:
         return _fail(file, claimed, str(refused).replace(str(claimed), file.name))
     except (OSError, IngestError) as error:

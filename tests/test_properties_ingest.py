@@ -103,3 +103,36 @@ def test_submission_over_the_limit_is_refused_whole():
         assert "limit is 5 MiB" in str(refused)
     else:
         raise AssertionError("a 6 MB submission was accepted")
+
+
+POOL = ["Björk - Jóga", "björk – jóga", "Sigur Rós - Hoppípolla", "no separator", "", "# comment",
+        "spotify:track:4uLU6hMCjMI75M1A2tKUQC", "https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC",
+        "USRC17607839", "Artist - Title (Album) 3:45", "x" * 1001]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(POOL) | st.text(max_size=30), max_size=40), st.integers(1, 4))
+def test_recording_as_it_parses_gives_the_reasons_of_a_whole_parse(lines, chunk):
+    """The streamed path (duplicates found in DuckDB, chunk by chunk) says what parse_submission says,
+    for a first submission and for the same text submitted again."""
+    import duckdb
+
+    from harmony_pipeline import ingest_store, storage
+    from harmony_pipeline.ingest_parser import iter_submission
+
+    text = "\n".join(lines)
+    whole = parse_submission(text, "list.txt")
+    first_reasons = sorted((r.line_number, r.reason) for r in whole.rejections)
+    again_reasons = sorted(first_reasons + [(i.line_number, ingest_store.ALREADY_SUBMITTED) for i in whole.items])
+    saved = ingest_store.INSERT_CHUNK
+    ingest_store.INSERT_CHUNK = chunk  # duplicates across chunks, not only within one
+    try:
+        with duckdb.connect(":memory:") as conn:
+            storage.migrate(conn)
+            for expected_accepted, expected in ((len(whole.items), first_reasons), (0, again_reasons)):
+                outcome = ingest_store.record_submission(
+                    conn, iter_submission(text, "list.txt", deduplicate=False), "list.txt")
+                assert outcome.accepted == expected_accepted
+                assert sorted((s.line_number, s.reason) for s in outcome.skipped) == expected
+    finally:
+        ingest_store.INSERT_CHUNK = saved
