@@ -4,6 +4,7 @@ reads at most the documented limit whatever the file claims to be."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,7 +22,7 @@ from harmony_pipeline.ingest_parser import MAX_SUBMISSION_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 HARMONY = [sys.executable, "-c", "import sys; from harmony_pipeline.cli import main; sys.exit(main())"]
-PEAK_LIMIT_KIB = 150 * 1024
+PEAK_LIMIT_KIB = 150_000_000 // 1024  # 150 MB
 # Each command of `harmony` that opens the database.
 DATABASE_COMMANDS = [["ingest", "LIST"], ["dead-letter", "list"], ["dead-letter", "requeue", "--all"],
                      ["watch", "list"], ["status"]]
@@ -155,3 +156,28 @@ def test_every_command_on_a_locked_database_is_one_line_and_exit_2(tmp_path, mon
         holder.wait()
     with duckdb.connect(str(data / "harmony.duckdb"), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM free_ingest_items").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("kind", ["text", "json"])
+def test_a_5_mib_list_is_recorded_within_150_mb(kind, tmp_path):
+    """The issue's bound: `harmony ingest` of a list just under the 5 MiB limit peaks under 150 MB."""
+    entries, size, number = [], 2, 0
+    while True:
+        number += 1
+        entry = f"Artist Number {number} - Some Song Title {number}"
+        cost = len(entry) + (4 if kind == "json" else 1)
+        if size + cost > MAX_SUBMISSION_BYTES:
+            break
+        entries.append(entry)
+        size += cost
+    listing = tmp_path / f"big.{'json' if kind == 'json' else 'txt'}"
+    listing.write_text(json.dumps(entries) if kind == "json" else "\n".join(entries) + "\n", encoding="utf-8")
+    assert MAX_SUBMISSION_BYTES - 100 < listing.stat().st_size <= MAX_SUBMISSION_BYTES
+    done = run_harmony(["-q", "ingest", str(listing)], tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"accepted {len(entries)}, skipped 0"]
+    peak_kib = int(done.stderr.split("peak_kib")[-1])
+    assert peak_kib * 1024 < 150_000_000, f"peak {peak_kib} KiB"
+    with duckdb.connect(str(tmp_path / "data" / "harmony.duckdb"), read_only=True) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT fingerprint) FROM free_ingest_items").fetchone() == (
+            len(entries), len(entries))
