@@ -379,7 +379,7 @@ def ingest_inbox_file(database_path: Path | str, file: InboxFile) -> InboxOutcom
 def _fail(file: InboxFile, claimed: Path, reason: str) -> InboxOutcome:
     target = _move(claimed, file.inbox_dir / "failed")
     target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
-    return InboxOutcome(file, target, None, preview(reason, 200))
+    return InboxOutcome(file, target, None, preview(reason, 120))
 
 
 def _return_to_inbox(claimed: Path, destination: Path) -> None:
