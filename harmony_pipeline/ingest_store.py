@@ -4,8 +4,9 @@ A submission is one file (or standard input). Its items are stored once per fing
 submissions: an item seen before is skipped with "already submitted" and keeps the submission it
 first came from. Rejected lines are kept with the submission, with their line number and reason (the
 first MAX_SKIPPED_LISTED of them; beyond that only their number, so a hostile file of millions of bad
-lines costs no memory). A submission is recorded while it is parsed, in one transaction, so memory
-holds the text and one chunk of items, not every item.
+lines costs no memory). A submission is recorded while it is parsed, so memory holds the text and one
+chunk of items, not every item: in one transaction up to COMMIT_EVERY_ITEMS items, in committed steps
+beyond (see record_submission).
 
 Inbox files are claimed before they are read: renamed into `processing/` under a name that carries
 the claim time, which only one of the inbox sensor and the free_ingest_items asset can do; then moved
