@@ -65,7 +65,8 @@ def activity_metadata(context, database, limit: int = 30) -> dict[str, Any]:
     since = datetime.fromtimestamp(max(starts), timezone.utc)
     with database.connect(read_only=True) as conn:
         events = storage.fetch_dicts(
-            conn, "SELECT time, type, details FROM activity_events WHERE run_id = ? AND time >= ? ORDER BY id",
+            conn, "SELECT e.time, e.type, e.details FROM activity_events e JOIN activity_runs r ON r.event_id = e.id "
+            "WHERE r.run_id = ? AND e.time >= ? ORDER BY e.id",
             [context.run.run_id, since])
     rows = [{"time": f"{e['time']:%H:%M:%S}", "type": e["type"], "details": e["details"]} for e in events]
     return {"activity_events": len(rows), "activity": MetadataValue.md(markdown_table(rows, limit=limit))}

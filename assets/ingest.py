@@ -31,8 +31,9 @@ from harmony_pipeline.backfill import (
     unmatched_reason,
 )
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.ingest_store import ingest_inbox, lookup_due_where
+from harmony_pipeline.ingest_store import CLAIM_STALE_SECONDS, ingest_inbox, lookup_due_where
 from harmony_pipeline.playlist_sync import PlaylistTrack, track_from_item
+from harmony_pipeline.safe_read import preview
 from harmony_pipeline.spotify_cache import SpotifyCache
 from harmony_pipeline.spotify_ids import parse_spotify_ref
 from resources.database import HarmonyDatabase
@@ -47,6 +48,7 @@ from resources.spotify import (
 UNMATCHED_COOLDOWN = timedelta(days=7)
 FLUSH_EVERY = 25  # items per write transaction, so a failure loses little work
 ARTIST_LINK_REASON = "artist links are not ingested; use `harmony watch add` to follow an artist"
+SKIPPED_LINES_SHOWN = 50  # rows of the skipped_lines table; each line only as a short sanitised preview
 INGEST_CHAIN = ("free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads",
                 "library_tracks")
 
@@ -56,6 +58,7 @@ class IngestInbox(ConfigurableResource):
 
     path: str
     settle_seconds: float = 2.0  # a file changed more recently may still be being copied
+    claim_stale_seconds: float = CLAIM_STALE_SECONDS  # a claim in processing/ this old is taken back
 
 
 @asset(
@@ -66,20 +69,27 @@ class IngestInbox(ConfigurableResource):
 def free_ingest_items(
     context: AssetExecutionContext, database: HarmonyDatabase, ingest_inbox_dir: IngestInbox
 ) -> MaterializeResult:
-    taken = ingest_inbox(database.path, Path(ingest_inbox_dir.path), time.time(), ingest_inbox_dir.settle_seconds)
+    taken = ingest_inbox(database.path, Path(ingest_inbox_dir.path), time.time(), ingest_inbox_dir.settle_seconds,
+                         ingest_inbox_dir.claim_stale_seconds)
     for entry in taken:
-        summary = (f"accepted {entry.outcome.accepted}, skipped {len(entry.outcome.skipped)}" if entry.outcome
+        summary = (f"accepted {entry.outcome.accepted}, skipped {entry.outcome.skipped_count}" if entry.outcome
                    else f"failed: {entry.error}")
-        context.log.info(f"inbox {entry.file.path.name}: {summary}")
+        context.log.info(f"inbox {preview(entry.file.name)}: {summary}")
     with database.connect(read_only=True) as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM free_ingest_items GROUP BY state").fetchall())
         kinds = dict(conn.execute("SELECT kind, count(*) FROM free_ingest_items GROUP BY kind").fetchall())
         total_submissions = conn.execute("SELECT count(*) FROM free_ingest_submissions").fetchone()[0]
         submissions = storage.fetch_dicts(
-            conn, "SELECT id, source, format, submitted_at, accepted, skipped, rejected FROM free_ingest_submissions "
+            conn, "SELECT id, source, format, submitted_at, accepted, skipped, "
+            f"to_json(list_slice(CAST(CAST(rejected AS JSON) AS JSON[]), 1, {SKIPPED_LINES_SHOWN})) AS rejected "
+            "FROM free_ingest_submissions "
             "ORDER BY id DESC LIMIT 20")
-    skipped_lines = [{"source": s["source"], "line": r["line"], "reason": r["reason"], "text": r["raw"]}
-                     for s in submissions for r in json.loads(s.pop("rejected"))]
+    # Submitted text is untrusted: only short, single-line previews reach the event log.
+    skipped_lines = [{"source": preview(s["source"]), "line": r["line"], "reason": preview(r["reason"], 120),
+                      "text": preview(r["raw"])}
+                     for s in submissions for r in json.loads(s.pop("rejected") or "[]")][:SKIPPED_LINES_SHOWN]
+    for s in submissions:
+        s["source"] = preview(s["source"])
     return MaterializeResult(
         metadata={
             "items": sum(states.values()),

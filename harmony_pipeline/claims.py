@@ -7,6 +7,7 @@ the next process finishes or undoes the work at once instead of waiting for a ti
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from datetime import datetime, timedelta, timezone
@@ -55,3 +56,23 @@ def claim_is_live(token: str | None, claimed_at: datetime | None = None) -> bool
             return True
         return start == "?"
     return start in ("?", current)
+
+
+def _host_hash() -> str:
+    return hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:6]
+
+
+@cache
+def file_claim_tag() -> str:
+    """A short form of the process token for file names: host hash, pid and start time, dot-separated."""
+    pid = os.getpid()
+    return f"{_host_hash()}.{pid}.{_start_time(pid) or 0}"
+
+
+def file_claim_is_live(tag: str) -> bool | None:
+    """Whether the process that wrote `tag` still runs; None when it ran on another host (unknowable)."""
+    host, _, rest = tag.partition(".")
+    pid, _, start = rest.partition(".")
+    if host != _host_hash() or not pid.isdigit():
+        return None
+    return claim_is_live(f"{socket.gethostname()}:{pid}:{start if start != '0' else '?'}")

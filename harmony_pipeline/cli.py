@@ -1,5 +1,7 @@
 """The `harmony` command. Each subcommand is a thin shell over plain functions; bad input exits
-non-zero with a one-line reason (2 for usage and configuration errors)."""
+non-zero with a one-line reason (2 for usage and configuration errors). One error path for every
+command: what a command lets escape (a locked or damaged database, a file that cannot be read) is
+turned into one line and exit code 2 here (harmony_pipeline.cli_errors)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harmony_pipeline.cli_errors import FAILURE_EXIT_CODE, CommandError, one_line
 from harmony_pipeline.settings import Settings, SettingsError, load_settings
+
+__all__ = ["CommandError", "build_parser", "main"]  # CommandError stays importable from here
 
 EXAMPLES = """examples:
   harmony spotify login                      authorise your Spotify account (PKCE, loopback redirect)
@@ -23,14 +28,6 @@ EXAMPLES = """examples:
   harmony dead-letter requeue --all          try them again
   harmony sandbox                            start the offline emulators and print their environment
 """
-
-
-class CommandError(Exception):
-    """A one-line reason shown to the user; exit code 1 (or `code`)."""
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
 
 
 def _cmd_sandbox(args: argparse.Namespace, settings: Settings | None) -> int:
@@ -101,6 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harmony: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # every command shares this path (MemoryError is an Exception too)
+        line = one_line(error)
+        if line is None:
+            raise
+        print(f"harmony: {line}", file=sys.stderr)
+        return FAILURE_EXIT_CODE
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """`harmony ingest FILE… | -`: FREE ingest straight into DuckDB (no Dagster run needed).
 
-Every input is read and parsed before anything is recorded, so an unreadable or oversized file stops
-the command with a one-line reason and records nothing. Output: `line N: reason` for each skipped line
-(prefixed by the file name when several are given), then `accepted A, skipped S`. The inbox sensor
-requests the backfill run for what was recorded.
+Every input is read before anything is recorded, so a missing, unreadable or oversized file stops the
+command with a one-line reason (from the shared error path in harmony_pipeline.cli) and records
+nothing. Each input is read through one descriptor and capped at MAX_SUBMISSION_BYTES whatever it
+is (a FIFO, /dev/zero, a /proc file), then parsed and recorded as it goes, so memory holds the text
+and one chunk of items. Output: `line N: reason` for each skipped line (prefixed by the file name when
+several are given), then `accepted A, skipped S`. The inbox sensor requests the backfill run for what
+was recorded.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
 from harmony_pipeline import storage
-from harmony_pipeline.cli import CommandError
-from harmony_pipeline.ingest_parser import MAX_SUBMISSION_BYTES, IngestError, ParseResult, parse_submission
+from harmony_pipeline.cli_errors import FAILURE_EXIT_CODE, CommandError
+from harmony_pipeline.ingest_parser import MAX_SUBMISSION_BYTES, IngestError, ParsedSubmission, iter_submission
 from harmony_pipeline.ingest_store import SubmissionOutcome, record_submission
+from harmony_pipeline.safe_read import ReadRefused, read_submission
 from harmony_pipeline.settings import Settings
 
 STDIN = "-"
@@ -34,47 +38,47 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_input(name: str) -> bytes:
-    limit = f"the limit is {MAX_SUBMISSION_BYTES // 1048576} MiB ({MAX_SUBMISSION_BYTES:,} bytes)"
-    if name == STDIN:
-        data = sys.stdin.buffer.read(MAX_SUBMISSION_BYTES + 1)
-        if len(data) > MAX_SUBMISSION_BYTES:
-            raise CommandError(f"standard input is too large; {limit}")
-        return data
+    """The input's bytes; OSError escapes to the shared error path."""
     try:
-        path = Path(name)
-        size = path.stat().st_size
-        if size > MAX_SUBMISSION_BYTES:  # refused without reading it
-            raise CommandError(f"{name} is too large ({size:,} bytes); {limit}")
-        return path.read_bytes()
-    except OSError as error:
-        raise CommandError(f"cannot read {name}: {error.strerror or error}") from None
+        if name == STDIN:  # a bounded read: at most one byte past the limit
+            data = sys.stdin.buffer.read(MAX_SUBMISSION_BYTES + 1)
+            if len(data) > MAX_SUBMISSION_BYTES:
+                raise ReadRefused(f"standard input is larger than the limit of {MAX_SUBMISSION_BYTES // 1048576} MiB")
+            return data
+        return read_submission(name, MAX_SUBMISSION_BYTES)
+    except ReadRefused as refused:
+        raise CommandError(str(refused), FAILURE_EXIT_CODE) from None
 
 
-def _parse(name: str, data: bytes) -> ParseResult:
+def _parse(name: str, data: bytes) -> ParsedSubmission:
     try:
-        return parse_submission(data, None if name == STDIN else Path(name).name)
+        return iter_submission(data, None if name == STDIN else Path(name).name, deduplicate=False)
     except IngestError as error:
-        raise CommandError(f"{name}: {error}") from None
+        raise CommandError(f"{name}: {error}", FAILURE_EXIT_CODE) from None
 
 
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     names: list[str] = args.files
     if names.count(STDIN) > 1:
         raise CommandError("standard input (-) can be read only once")
-    parsed = [(name, _parse(name, _read_input(name))) for name in names]
+    inputs = [_read_input(name) for name in names]
 
     console = Console(stderr=True)
     outcomes: list[SubmissionOutcome] = []
-    total_items = sum(len(result.items) for _, result in parsed)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console,
+    with Progress(TextColumn("{task.description}"), MofNCompleteColumn(), console=console,
                   transient=True, disable=args.quiet) as progress:
-        task = progress.add_task("recording items", total=total_items)
+        task = progress.add_task("recording items", total=None)
         with storage.connect(settings.duckdb_path) as conn:
-            for name, result in parsed:
+            # One thread: recording is sequential, and every DuckDB thread keeps buffers of its own.
+            conn.execute("SET threads = 1")
+            for index, name in enumerate(names):
+                parsed = _parse(name, inputs[index])
+                inputs[index] = b""  # the bytes are let go once decoded
                 source = "stdin" if name == STDIN else Path(name).name
                 progress.update(task, description=f"recording {source}")
-                outcomes.append(record_submission(conn, result, source,
+                outcomes.append(record_submission(conn, parsed, source,
                                                   progress=lambda n: progress.advance(task, n)))
+                del parsed
 
     several = len(outcomes) > 1
     for name, outcome in zip(names, outcomes):
@@ -84,6 +88,6 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         for line in outcome.report_lines(prefix=f"{name}: " if several else ""):
             print(line)
     accepted = sum(o.accepted for o in outcomes)
-    skipped = sum(len(o.skipped) for o in outcomes)
+    skipped = sum(o.skipped_count for o in outcomes)
     print(f"accepted {accepted}, skipped {skipped}")
     return 0

@@ -22,7 +22,8 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal
+from itertools import islice
+from typing import Any, Iterable, Iterator, Literal
 
 from harmony_pipeline.spotify_ids import SpotifyRef, parse_spotify_ref_or_raise, split_spotify_link
 
@@ -62,6 +63,9 @@ class Rejection:
     line_number: int
     raw: str
     reason: str
+
+
+Outcome = IngestItem | Rejection
 
 
 @dataclass(slots=True)
@@ -208,20 +212,31 @@ NO_SEPARATOR_REASON = "no ' - ' separator between artist and title"
 
 
 def parse_text(text: str) -> ParseResult:
-    items: list[IngestItem] = []
-    rejections: list[Rejection] = []
-    for number, line in enumerate(_split_lines(text), start=1):
+    return _collect(_deduplicated(_text_outcomes(text)), "text")
+
+
+def _text_outcomes(text: str) -> Iterator[Outcome]:
+    for number, line in enumerate(_iter_lines(text), start=1):
         outcome = parse_line(line, number)
-        if isinstance(outcome, IngestItem):
-            items.append(outcome)
-        elif isinstance(outcome, Rejection):
-            rejections.append(outcome)
-    return _deduplicated(items, rejections, "text")
+        if outcome is not None:
+            yield outcome
 
 
 def _split_lines(text: str) -> list[str]:
     # Only CR, LF and CRLF end lines, so numbers match what an editor shows.
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+_LINE_END_RE = re.compile(r"\r\n?|\n")
+
+
+def _iter_lines(text: str) -> Iterator[str]:
+    """The lines of _split_lines one at a time, without a copy of the whole text."""
+    start = 0
+    for end in _LINE_END_RE.finditer(text):
+        yield text[start:end.start()]
+        start = end.end()
+    yield text[start:]
 
 
 def parse_line(line: str, line_number: int, raw: str | None = None) -> IngestItem | Rejection | None:
@@ -450,16 +465,18 @@ _DELIMITERS = (",", ";", "\t")
 
 
 def parse_csv(text: str, delimiter: str | None = None) -> ParseResult:
+    return _collect(_deduplicated(_csv_outcomes(text, delimiter)), "csv")
+
+
+def _csv_outcomes(text: str, delimiter: str | None = None) -> Iterator[Outcome]:
     lines = _split_lines(text)
     delimiter = delimiter or sniff_delimiter(lines)
-    items: list[IngestItem] = []
-    rejections: list[Rejection] = []
     header: dict[int, Column] | None = None
     header_width = 0
     first = True
     for line_number, raw, row in _csv_records(lines, delimiter):
         if isinstance(row, str):
-            rejections.append(Rejection(line_number, _display(raw), f"malformed CSV row: {row}"))
+            yield Rejection(line_number, _display(raw), f"malformed CSV row: {row}")
             continue
         if not any(cell.strip() for cell in row) or _COMMENT_RE.match(row[0].lstrip()):
             continue
@@ -471,14 +488,12 @@ def parse_csv(text: str, delimiter: str | None = None) -> ParseResult:
                 if not _header_is_usable(header):
                     found = ", ".join(cell.strip() for cell in row)
                     reason = f"CSV header names no artist and title or Spotify URI/ISRC column (found: {found})"
-                    return ParseResult([], [Rejection(line_number, _display(raw), reason)], "csv")
+                    yield Rejection(line_number, _display(raw), reason)
+                    return
                 continue
         outcome = _csv_row(row, header, header_width, line_number, raw)
-        if isinstance(outcome, IngestItem):
-            items.append(outcome)
-        elif outcome is not None:
-            rejections.append(outcome)
-    return _deduplicated(items, rejections, "csv")
+        if outcome is not None:
+            yield outcome
 
 
 def sniff_delimiter(lines: list[str]) -> str:
@@ -585,29 +600,59 @@ _LIST_KEYS = ("tracks", "items", "links")
 
 
 def parse_json(text: str) -> ParseResult:
+    return _collect(_deduplicated(_json_outcomes(text)), "json")
+
+
+def _json_outcomes(text: str) -> Iterator[Outcome]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        reason = f"invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        return ParseResult([], [Rejection(error.lineno, _display(_line_at(text, error.lineno)), reason)], "json")
+        line = _LineCounter(text).line_at(error.pos)
+        column = error.pos - max(text.rfind("\n", 0, error.pos), text.rfind("\r", 0, error.pos))
+        reason = f"invalid JSON: {error.msg} (line {line}, column {column})"
+        yield Rejection(line, _display(_line_at(text, line)), reason)
+        return
     except RecursionError:
-        return ParseResult([], [Rejection(1, _display(_line_at(text, 1)), "invalid JSON: nested too deeply")], "json")
+        yield Rejection(1, _display(_line_at(text, 1)), "invalid JSON: nested too deeply")
+        return
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        yield Rejection(1, _display(_line_at(text, 1)), f"invalid JSON: {str(error).split(';')[0]}")
+        return
 
     located = _locate_entries(text, document, _skip_json_space(text, 0), depth=0)
     if located is None:
         reason = "JSON must be a list, or an object with a list under " + ", ".join(f'"{k}"' for k in _LIST_KEYS)
-        return ParseResult([], [Rejection(1, _display(_line_at(text, 1)), reason)], "json")
-    entries, position = located
-    items: list[IngestItem] = []
-    rejections: list[Rejection] = []
-    for entry, (start, end) in zip(entries, _array_element_spans(text, position)):
-        line_number = text.count("\n", 0, start) + 1
-        outcome = _json_entry(entry, line_number, text[start:end])
-        if isinstance(outcome, IngestItem):
-            items.append(outcome)
-        elif outcome is not None:
-            rejections.append(outcome)
-    return _deduplicated(items, rejections, "json")
+        yield Rejection(1, _display(_line_at(text, 1)), reason)
+        return
+    position = located[1]
+    del document, located  # each element is decoded again where it stands: memory holds one at a time
+    lines = _LineCounter(text)
+    for entry, start, end in _array_elements(text, position):
+        outcome = _json_entry(entry, lines.line_at(start), text[start:end])
+        if outcome is not None:
+            yield outcome
+
+
+class _LineCounter:
+    """Line numbers of increasing offsets, counted from the previous offset (linear in the text).
+
+    Lines end at CR, LF or CRLF, as in _split_lines. An offset never falls between CR and LF: it
+    is the start of a JSON value or a decoding error at a non-space character.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.offset = 0
+        self.line = 1
+
+    def line_at(self, offset: int) -> int:
+        if offset < self.offset:  # not expected; stay correct rather than fast
+            self.offset, self.line = 0, 1
+        text, start = self.text, self.offset
+        self.line += text.count("\n", start, offset) + text.count("\r", start, offset) \
+            - text.count("\r\n", start, offset)
+        self.offset = offset
+        return self.line
 
 
 def _json_entry(entry: Any, line_number: int, raw: str) -> IngestItem | Rejection | None:
@@ -679,20 +724,22 @@ def _object_member_positions(text: str, position: int) -> dict[str, int]:
     return members
 
 
-def _array_element_spans(text: str, position: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of each element of the (already validated) array at ``position``."""
+def _array_elements(text: str, position: int) -> Iterator[tuple[Any, int, int]]:
+    """(value, start, end) of each element of the (already validated) array at ``position``."""
     position = _skip_json_space(text, position + 1)
     while text[position] != "]":
-        _, end = _decoder.raw_decode(text, position)
-        yield position, end
+        value, end = _decoder.raw_decode(text, position)
+        yield value, position, end
         position = _skip_json_space(text, end)
         if text[position] == ",":
             position = _skip_json_space(text, position + 1)
 
 
 def _line_at(text: str, line_number: int) -> str:
-    lines = _split_lines(text)
-    return lines[line_number - 1] if 0 < line_number <= len(lines) else ""
+    for number, line in enumerate(_iter_lines(text), start=1):
+        if number == line_number:
+            return line
+    return ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,8 +751,28 @@ _EXTENSIONS: dict[str, Format] = {
 }
 
 
+@dataclass(slots=True)
+class ParsedSubmission:
+    """A submission parsed one record at a time: `outcomes` yields items and rejections in line
+    order (duplicates within the submission turned into rejections unless asked otherwise). Memory
+    stays that of the text, whatever the number of records."""
+
+    format: Format
+    notes: list[str]
+    outcomes: Iterator[Outcome]
+
+
 def parse_submission(data: bytes | str, filename: str | None = None) -> ParseResult:
     """Parse one submitted file or paste; IngestError when it is larger than MAX_SUBMISSION_BYTES."""
+    parsed = iter_submission(data, filename)
+    result = _collect(parsed.outcomes, parsed.format)
+    result.notes[:0] = parsed.notes
+    return result
+
+
+def iter_submission(data: bytes | str, filename: str | None = None, *, deduplicate: bool = True) -> ParsedSubmission:
+    """parse_submission without holding every record: for recording large files. `deduplicate=False`
+    leaves repeated fingerprints to the caller (ingest_store finds them in DuckDB instead of memory)."""
     notes: list[str] = []
     if isinstance(data, bytes):
         if len(data) > MAX_SUBMISSION_BYTES:
@@ -718,13 +785,12 @@ def parse_submission(data: bytes | str, filename: str | None = None) -> ParseRes
         text = data.removeprefix("\ufeff")
     format_ = detect_format(text, filename)
     if format_ == "json":
-        result = parse_json(text)
+        outcomes = _json_outcomes(text)
     elif format_ == "csv":
-        result = parse_csv(text, "\t" if (filename or "").lower().endswith(".tsv") else None)
+        outcomes = _csv_outcomes(text, "\t" if (filename or "").lower().endswith(".tsv") else None)
     else:
-        result = parse_text(text)
-    result.notes[:0] = notes
-    return result
+        outcomes = _text_outcomes(text)
+    return ParsedSubmission(format_, notes, _deduplicated(outcomes) if deduplicate else outcomes)
 
 
 def _too_large(size: int) -> str:
@@ -763,10 +829,10 @@ def detect_format(text: str, filename: str | None = None) -> Format:
             json.loads(stripped)
             return "json"
         except (ValueError, RecursionError):
-            first_line = _split_lines(stripped)[0]
+            first_line = next(_iter_lines(stripped))
             if not _SEPARATOR_RE.search(first_line):
                 return "json"
-    return "csv" if _looks_like_csv(_split_lines(text)) else "text"
+    return "csv" if _looks_like_csv(list(islice(_iter_lines(text), 50))) else "text"
 
 
 def _looks_like_csv(lines: list[str]) -> bool:
@@ -786,15 +852,23 @@ def _looks_like_csv(lines: list[str]) -> bool:
             and not any(_SEPARATOR_RE.search(line.replace("\t", " ")) for line in content))
 
 
-def _deduplicated(items: list[IngestItem], rejections: list[Rejection], format_: Format) -> ParseResult:
-    first_line: dict[str, int] = {}
-    kept: list[IngestItem] = []
-    for item in items:
-        if item.fingerprint in first_line:
-            reason = f"duplicate of line {first_line[item.fingerprint]}"
-            rejections.append(Rejection(item.line_number, _display(item.raw), reason))
-        else:
-            first_line[item.fingerprint] = item.line_number
-            kept.append(item)
+def _deduplicated(outcomes: Iterable[Outcome]) -> Iterator[Outcome]:
+    """A repeated fingerprint becomes "duplicate of line N"."""
+    first_line: dict[bytes, int] = {}  # half a fingerprint as bytes: a third of the memory of the hex text
+    for outcome in outcomes:
+        if isinstance(outcome, IngestItem):
+            key = bytes.fromhex(outcome.fingerprint[:32])
+            if key in first_line:
+                outcome = Rejection(outcome.line_number, _display(outcome.raw), f"duplicate of line {first_line[key]}")
+            else:
+                first_line[key] = outcome.line_number
+        yield outcome
+
+
+def _collect(outcomes: Iterable[Outcome], format_: Format) -> ParseResult:
+    items: list[IngestItem] = []
+    rejections: list[Rejection] = []
+    for outcome in outcomes:
+        (items if isinstance(outcome, IngestItem) else rejections).append(outcome)  # type: ignore[arg-type]
     rejections.sort(key=lambda rejection: rejection.line_number)
-    return ParseResult(kept, rejections, format_)
+    return ParseResult(items, rejections, format_)

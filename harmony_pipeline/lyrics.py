@@ -11,6 +11,7 @@ names: the original backend mixed the two and spaced lines 1000x too far apart.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import unicodedata
@@ -42,15 +43,21 @@ class LyricsRecord:
     def from_json(cls, record: dict[str, Any]) -> LyricsRecord:
         """Build from an LRCLIB record (camelCase JSON)."""
         duration = record.get("duration")
+
+        def text(key: str) -> str:  # a wrongly typed field reads as absent
+            value = record.get(key)
+            return value if isinstance(value, str) else ""
+
         return cls(
             id=int(record["id"]),
-            track_name=record.get("trackName") or record.get("name") or "",
-            artist_name=record.get("artistName") or "",
-            album_name=record.get("albumName") or "",
-            duration=float(duration) if duration is not None else None,
-            instrumental=bool(record.get("instrumental")),
-            plain_lyrics=record.get("plainLyrics") or None,
-            synced_lyrics=record.get("syncedLyrics") or None,
+            track_name=text("trackName") or text("name"),
+            artist_name=text("artistName"),
+            album_name=text("albumName"),
+            duration=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool)
+            and math.isfinite(duration) else None,
+            instrumental=record.get("instrumental") is True,
+            plain_lyrics=text("plainLyrics") or None,
+            synced_lyrics=text("syncedLyrics") or None,
         )
 
 

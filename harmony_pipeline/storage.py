@@ -70,6 +70,9 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
             conn.execute("ROLLBACK")
             raise
         applied.append(version)
+        # Schema changes leave the WAL at once: a crash before the next checkpoint must never make
+        # DuckDB replay DDL (some of which it cannot replay, refusing to open the file).
+        conn.execute("CHECKPOINT")
     return applied
 
 
@@ -185,11 +188,12 @@ def record_activity(
     conn: duckdb.DuckDBPyConnection, event_type: str, details: Mapping[str, Any] | None = None
 ) -> None:
     """Append one activity event (sync_started, download_dead_lettered, …)."""
-    conn.execute(
-        "INSERT INTO activity_events (time, type, details, run_id) VALUES (?, ?, ?, ?)",
-        [utcnow(), event_type, json.dumps(dict(details or {}), default=str, ensure_ascii=False),
-         current_run_id.get()],
-    )
+    event_id = conn.execute(
+        "INSERT INTO activity_events (time, type, details) VALUES (?, ?, ?) RETURNING id",
+        [utcnow(), event_type, json.dumps(dict(details or {}), default=str, ensure_ascii=False)],
+    ).fetchone()[0]
+    if current_run_id.get():
+        conn.execute("INSERT INTO activity_runs VALUES (?, ?)", [event_id, current_run_id.get()])
 
 
 def recent_activity(conn: duckdb.DuckDBPyConnection, limit: int = 20) -> list[dict]:

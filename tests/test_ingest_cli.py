@@ -226,10 +226,10 @@ def test_standard_input_is_a_submission(cli_env, catalog, tmp_path, capsys, monk
 def test_unreadable_file_stops_before_anything_is_recorded(cli_env, catalog, tmp_path, capsys):
     corpus = write_corpus(catalog, tmp_path / "corpus")
     missing = tmp_path / "missing.txt"
-    assert main(["ingest", str(corpus.wishlist), str(missing)]) == 1
+    assert main(["ingest", str(corpus.wishlist), str(missing)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.strip() == f"harmony: cannot read {missing}: No such file or directory"
+    assert captured.err.strip() == f"harmony: {missing}: No such file or directory"
     assert not cli_env.duckdb_path.exists()  # nothing recorded, not even an empty database
 
 
@@ -237,7 +237,7 @@ def test_oversize_input_is_refused_with_one_line(cli_env, tmp_path, capsys):
     big = tmp_path / "big.txt"
     line = b"Some Artist - Some Title\n"
     big.write_bytes(line * (MAX_SUBMISSION_BYTES // len(line) + 1))
-    assert main(["ingest", str(big)]) == 1
+    assert main(["ingest", str(big)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"harmony: {big} is too large (")
     assert "the limit is 5 MiB" in err[0]

@@ -73,3 +73,25 @@ def test_two_materializations_at_the_same_time_both_succeed(harmony_env, dagster
     with duckdb.connect(harmony_env["HARMONY_DATA_DIR"] + "/harmony.duckdb", read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM spotify_playlists").fetchone()[0] == 4
         assert conn.execute("SELECT count(*) FROM playlist_tracks").fetchone()[0] > 50
+
+
+def test_every_migration_replays_from_the_wal_after_a_kill(tmp_path):
+    """A process killed after committing migrations but before any checkpoint leaves them in the WAL:
+    DuckDB must replay every one of them (some DDL it cannot, and then refuses to open the file)."""
+    path = tmp_path / "h.duckdb"
+    code = (
+        "import os, signal, sys; from harmony_pipeline import storage\n"
+        "conn = storage.open_connection(sys.argv[1])\n"
+        "conn.execute('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMPTZ NOT NULL)')\n"
+        "for version, name, sql in storage.migration_files():\n"
+        "    conn.execute('BEGIN TRANSACTION'); conn.execute(sql)\n"
+        "    conn.execute('INSERT INTO schema_migrations VALUES (?, ?, now())', [version, name])\n"
+        "    conn.execute('COMMIT')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert Path(str(path) + ".wal").stat().st_size > 0  # the migrations are only in the WAL
+    with storage.connect(path) as conn:
+        applied = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
+    assert applied == len(storage.migration_files())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -82,6 +83,8 @@ def guess_artist_and_title(rest: str) -> tuple[str | None, str]:
 
 
 def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, float) and not math.isfinite(value):  # int(inf) raises
+        return None
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
@@ -119,8 +122,11 @@ def candidates_from_responses(responses: list[dict[str, Any]]) -> list[Candidate
     """Every file of every response; files under `lockedFiles` are marked locked."""
     candidates = []
     for response in responses:
-        for file in response.get("files") or []:
-            candidates.append(parse_candidate(response, file, locked=False))
-        for file in response.get("lockedFiles") or []:
-            candidates.append(parse_candidate(response, file, locked=True))
+        if not isinstance(response, dict) or not isinstance(response.get("username"), str):
+            continue  # a malformed answer is no candidate
+        for key, locked in (("files", False), ("lockedFiles", True)):
+            files = response.get(key)
+            for file in files if isinstance(files, list) else []:
+                if isinstance(file, dict) and isinstance(file.get("filename"), str):
+                    candidates.append(parse_candidate(response, file, locked=locked))
     return candidates
