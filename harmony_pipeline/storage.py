@@ -152,7 +152,7 @@ def upsert(
     Rows travel as polars frames typed after the table, UPSERT_CHUNK_ROWS at a time, which DuckDB scans
     through Arrow without copying: executemany costs milliseconds per row, a JSON document ~10 kB of memory per row.
     Every row has the columns of the first. A dict or list for a VARCHAR column is stored as its JSON
-    text; tuples and sets are lists; values Arrow cannot take as the column's type go as text, cast by DuckDB.
+    text; tuples and sets are lists; values polars cannot take as the column's type go as text, cast by DuckDB.
     """
     if not rows:
         return 0
@@ -170,8 +170,7 @@ def upsert(
         "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates) if updates else "DO NOTHING"
     )
     sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"SELECT {', '.join(f'CAST(r.{c} AS {types[c]})' for c in columns)} "
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {_typed_columns(columns, types)} "
         f"FROM _upsert_rows r ON CONFLICT ({', '.join(key)}) {conflict}"
     )
     for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
@@ -182,6 +181,33 @@ def upsert(
         finally:
             conn.unregister("_upsert_rows")
     return len(rows)
+
+
+@contextmanager
+def rows_view(
+    conn: duckdb.DuckDBPyConnection, name: str, table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> Iterator[None]:
+    """Rows typed like `table`'s columns, visible to SQL as the temporary view `name` inside the block
+    (e.g. to compare many rows with a table in one query). DuckDB scans the frame in place at each use."""
+    columns = list(columns)
+    types = column_types(conn, table)
+    raw = f"_{name}_rows"
+    conn.register(raw, _ArrowStream(_frame(rows, columns, types)))
+    del rows  # the frame holds the data now; the caller may free its rows
+    try:
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_typed_columns(columns, types)} FROM {raw} r")
+        yield
+    finally:
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
+        conn.unregister(raw)
+
+
+def _typed_columns(columns: Sequence[str], types: Mapping[str, str]) -> str:
+    # List columns travel as JSON text: polars builds nested lists from Python slowly and with much memory.
+    return ", ".join(
+        f"CAST(CAST(r.{c} AS JSON) AS {types[c]}) AS {c}" if types[c].endswith("[]")
+        else f"CAST(r.{c} AS {types[c]}) AS {c}"
+        for c in columns)
 
 
 class _ArrowStream:
@@ -201,34 +227,27 @@ def _frame(rows: Sequence[Mapping[str, Any]], columns: list[str], types: Mapping
     return pl.DataFrame([_series(pl, c, [row[c] for row in rows], types[c]) for c in columns])
 
 
-def _polars_type(pl, data_type: str):
-    if data_type.endswith("[]"):
-        inner = _polars_type(pl, data_type[:-2])
-        return pl.List(inner) if inner is not None else None
-    return {
-        "VARCHAR": pl.String, "BOOLEAN": pl.Boolean, "INTEGER": pl.Int32, "BIGINT": pl.Int64,
-        "SMALLINT": pl.Int16, "DOUBLE": pl.Float64, "FLOAT": pl.Float32, "DATE": pl.Date,
-        "TIMESTAMP WITH TIME ZONE": pl.Datetime("us", "UTC"), "TIMESTAMP": pl.Datetime("us"),
-    }.get(data_type)
+_POLARS_TYPES = {
+    "VARCHAR": "String", "BOOLEAN": "Boolean", "INTEGER": "Int32", "BIGINT": "Int64", "SMALLINT": "Int16",
+    "DOUBLE": "Float64", "FLOAT": "Float32", "DATE": "Date",
+}
 
 
 def _series(pl, name: str, values: list, data_type: str):
-    target = _polars_type(pl, data_type)
+    if data_type.endswith("[]"):
+        return pl.Series(name, [None if v is None else _json_text(v) for v in values], dtype=pl.String)
     if data_type == "TIMESTAMP WITH TIME ZONE" and all(v is None or isinstance(v, datetime) for v in values):
         # Integers convert ~10x faster than datetime objects; a naive time is local, as DuckDB reads it.
         micros = [None if v is None else (v if v.tzinfo else v.astimezone()) - _EPOCH for v in values]
         return pl.Series(name, [None if m is None else m // _MICROSECOND for m in micros],
                          dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
-    if target is not None:
+    if data_type in _POLARS_TYPES:
         try:
-            return pl.Series(name, values, dtype=target, strict=True)
+            return pl.Series(name, values, dtype=getattr(pl, _POLARS_TYPES[data_type]), strict=True)
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
             pass
-    # Something polars does not take as that type (JSON for a VARCHAR, a set for a list, an ISO string
-    # for a timestamp): text, which the INSERT casts to the column's type as DuckDB always did.
-    if data_type.endswith("[]"):
-        return pl.Series(name, [None if v is None else [_as_text(x) for x in v] for v in values],
-                         dtype=pl.List(pl.String))
+    # Something polars does not take as that type (JSON for a VARCHAR, an ISO string for a timestamp):
+    # text, which the SELECT casts to the column's type as DuckDB always did.
     return pl.Series(name, [_as_text(v) for v in values], dtype=pl.String)
 
 
@@ -236,18 +255,23 @@ def _as_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, (dict, list, tuple, set, bool, int, float)):
-        return json.dumps(value, default=_json_value, ensure_ascii=False, separators=(",", ":"))
+        return _json_text(value)
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
 
 
 def _json_value(value: Any) -> Any:
+    """What json cannot encode: times as ISO text, sets and tuples as lists, anything else as text."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
+
+
+# One encoder: json.dumps with options builds a new one per call, 3x slower over 100,000 values.
+_json_text = json.JSONEncoder(default=_json_value, ensure_ascii=False, separators=(",", ":")).encode
 
 
 def fetch_dicts(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:
