@@ -21,3 +21,18 @@ def test_kakasi_dictionary_loads_on_first_japanese_text_not_at_import():
                "before = 'pykakasi' in sys.modules; romanise('Mötley Crüe'); latin = 'pykakasi' in sys.modules; "
                "print(before, latin, romanise('宇多田ヒカル'), 'pykakasi' in sys.modules)")
     assert out == ["False", "False", "utada", "hikaru", "True"]
+
+
+def test_definitions_are_built_once_per_process_and_settings():
+    """Importing the code location builds its wiring; `harmony status` asking for the same settings again
+    (and the every-flag-on variant twice) gets the same wiring back instead of building it anew."""
+    out = _run(
+        "from datetime import datetime, timezone; import harmony_pipeline.definitions as d; "
+        "from harmony_pipeline import status; from harmony_pipeline.settings import load_settings; "
+        "s = load_settings(); built = d.collect_wiring.cache_info().misses; "
+        "status.worker_definitions(s, datetime.now(timezone.utc)); status.asset_keys(s); "
+        "flags_off = sum(not getattr(s, f) for f in status._flags(s)); "
+        "print(built, d.collect_wiring.cache_info().misses - built, flags_off, d.collect_wiring(s) is d.collect_wiring(load_settings()))",
+        {"ENABLE_ARTWORK": "0", "ENABLE_LYRICS": "0", "HARMONY_DISABLE_WORKERS": "1"})
+    # one build at import; then one for every flag on and one per flag that is off, and nothing twice
+    assert out == ["1", "3", "2", "True"]
