@@ -96,6 +96,8 @@ def main() -> int:
     print(f"library tracks: {args.tracks}, queues: {report['queues']}")
     print(f"`harmony status --json` wall time per run (s): {', '.join(f'{t:.2f}' for t in times)}")
     print(f"median: {statistics.median(times):.2f} s over {args.runs} runs (exit code {done.returncode})")
+    print("RESULT " + json.dumps({"tracks": args.tracks, "runs": args.runs, "median_s": round(statistics.median(times), 3),
+                                  "min_s": round(min(times), 3), "max_s": round(max(times), 3)}))
     return 0
 
 

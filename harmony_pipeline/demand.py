@@ -151,7 +151,10 @@ def _collect_demand(conn: duckdb.DuckDBPyConnection, synced_playlists: set[str])
     # ord: the order merge_demand would see the rows in (source by source, each in its scan order).
     parts = [f"SELECT *, {rank} * 1000000000000 + row_number() OVER () AS ord FROM ({source.sql})"
              for rank, source in enumerate(DEMAND_SOURCES) if source.table in tables]
-    union = " UNION ALL ".join(parts) or f"SELECT {', '.join(f'NULL AS {c}' for c in DEMAND_COLUMNS)}, 0 AS ord LIMIT 0"
+    # No source table at all: no rows, typed like the sources (wanted_tracks has their columns).
+    no_source = (f"SELECT {', '.join(c for c in DEMAND_COLUMNS if c != 'source')}, NULL::VARCHAR AS source, "
+                 f"0::BIGINT AS ord FROM wanted_tracks LIMIT 0")
+    union = " UNION ALL ".join(parts) or no_source
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {_DEMAND_TABLE} AS SELECT *, "
         f"coalesce({_ISRC_SQL}, '') AS isrc_key FROM ({union}) "

@@ -133,8 +133,14 @@ def test_a_playlist_left_out_withdraws_what_only_it_wanted(conn):
     assert wanted_changes(conn, {P1}, now + timedelta(minutes=2)).rows == []
 
 
-def test_no_demand_tables_and_no_demand(tmp_path):
+def test_no_demand_table_withdraws_what_was_wanted(tmp_path):
+    now = storage.utcnow()
     with storage.connect(tmp_path / "h.duckdb") as conn:
-        conn.execute("DROP TABLE artist_release_tracks")
-        changes = wanted_changes(conn, SYNCED, storage.utcnow())
-    assert changes.rows == [] and changes.demand_rows == 0
+        storage.upsert(conn, "wanted_tracks", [
+            {"wanted_key": "isrc:OLD", "title": "T", "artist": "A", "sources": ["free_ingest"], "state": "wanted",
+             "first_wanted_at": now, "updated_at": now}], key=["wanted_key"])
+        for table in ("playlist_tracks", "backfilled_tracks", "artist_release_tracks"):
+            conn.execute(f"DROP TABLE {table}")
+        changes = wanted_changes(conn, SYNCED, now)
+    assert changes.demand_rows == 0
+    assert [(r["wanted_key"], r["state"]) for r in changes.rows] == [("isrc:OLD", "withdrawn")]
