@@ -119,6 +119,11 @@ def render(results: list[tuple], info: dict[str, str], quick: bool, total: float
         "Every figure is measured by the command shown (run from the repository root); "
         "each script's docstring says exactly what it measures.", "",
     ]
+    skipped = [b for b in BENCHMARKS if b[1] not in {title for (title, _, _), _ in results}]
+    if skipped:
+        lines += ["Not run in this pass (`--only`): " + "; ".join(
+            f"{title} (`{shlex.join(['.venv/bin/python', *(quick_args if quick else full)])}`)"
+            for _, title, full, quick_args, _ in skipped) + ".", ""]
     for (title, arguments, figures), (result, seconds, code, log) in results:
         lines += [f"## {title}", "", f"Command: `{shlex.join(['.venv/bin/python', *arguments])}` "
                   f"({seconds:.0f} s{'' if code == 0 else f', exit code {code}, log {log}'})", ""]
@@ -155,7 +160,7 @@ def main() -> int:
               flush=True)
         results.append(((title, arguments, bench[4]), (result, seconds, code, log)))  # the command that ran
     args.output.write_text(render(results, machine(), args.quick, time.monotonic() - started) + "\n", encoding="utf-8")
-    print(f"wrote {args.output.relative_to(REPO)}")
+    print(f"wrote {args.output}")
     return 0 if all(outcome[2] == 0 for _, outcome in results) else 1
 
 
