@@ -234,7 +234,8 @@ def drive(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
     total = imported["album"] + imported["single"]
     return {
         "tracks": args.tracks, "albums": args.albums, "search_seconds": args.search_seconds, "budget": args.budget,
-        "acquirable": acquirable, "converged": per_run[-1]["library"] >= acquirable, "runs": runs, "failed_runs": failed, "seconds": round(elapsed, 1),
+        "acquirable": acquirable, "converged": per_run[-1]["library"] >= acquirable, "runs": runs,
+        "failed_runs": failed, "seconds": round(elapsed, 1),
         "imported": total, "tracks_per_min": round(total / (elapsed / 60), 1),
         "searches": len(searches), "searches_per_min": round(len(searches) / (elapsed / 60), 2),
         "searches_per_album_track": round(kinds["album"] / imported["album"], 3) if imported["album"] else None,

@@ -238,7 +238,8 @@ def wanted_changes(conn: duckdb.DuckDBPyConnection, synced_playlists: set[str], 
     for row in changed:
         before = row.pop("state_before")
         if row["state"] == "wanted" and before != "wanted":
-            changes.newly_wanted.append({"track": f"{row['artist']} – {row['title']}", "from": ", ".join(row["sources"])})
+            changes.newly_wanted.append({"track": f"{row['artist']} – {row['title']}",
+                                         "from": ", ".join(row["sources"])})
         changes.rows.append({**row, "first_wanted_at": row["first_wanted_at"] or now, "updated_at": now})
     changes.rows += [{**row, "state": "withdrawn", "updated_at": now} for row in withdrawn]
     return changes

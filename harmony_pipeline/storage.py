@@ -150,9 +150,10 @@ def upsert(
     """INSERT … ON CONFLICT (key) DO UPDATE for every column but the key and `keep` (e.g. first_seen_at).
 
     Rows travel as polars frames typed after the table, UPSERT_CHUNK_ROWS at a time, which DuckDB scans
-    through Arrow without copying: executemany costs milliseconds per row, a JSON document ~10 kB of memory per row.
-    Every row has the columns of the first. A dict or list for a VARCHAR column is stored as its JSON
-    text; tuples and sets are lists; values polars cannot take as the column's type go as text, cast by DuckDB.
+    through Arrow without copying (executemany costs milliseconds per row, a JSON document ~10 kB of
+    memory per row). Every row has the columns of the first. A dict or list for a VARCHAR column is
+    stored as its JSON text; tuples and sets are lists; values polars cannot take as the column's type
+    go as text, which DuckDB casts.
     """
     if not rows:
         return 0

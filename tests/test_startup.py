@@ -32,7 +32,8 @@ def test_definitions_are_built_once_per_process_and_settings():
         "s = load_settings(); built = d.collect_wiring.cache_info().misses; "
         "status.worker_definitions(s, datetime.now(timezone.utc)); status.asset_keys(s); "
         "flags_off = sum(not getattr(s, f) for f in status._flags(s)); "
-        "print(built, d.collect_wiring.cache_info().misses - built, flags_off, d.collect_wiring(s) is d.collect_wiring(load_settings()))",
+        "print(built, d.collect_wiring.cache_info().misses - built, flags_off, "
+        "d.collect_wiring(s) is d.collect_wiring(load_settings()))",
         {"ENABLE_ARTWORK": "0", "ENABLE_LYRICS": "0", "HARMONY_DISABLE_WORKERS": "1"})
     # one build at import; then one for every flag on and one per flag that is off, and nothing twice
     assert out == ["1", "3", "2", "True"]
