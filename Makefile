@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test benchmarks clean
+.PHONY: install demo test benchmarks bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/matching_eval.py
+
+# Throughput benchmarks (issue 11), never part of `make test`: writes benchmarks/RESULTS.md (< 20 min on 2 cores).
+# `make bench BENCH_ARGS=--quick` checks every script at a small size.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .demo .pytest_cache .hypothesis build *.egg-info

@@ -15,7 +15,7 @@ from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
 from harmony_pipeline.acquisition_state import claim_searches, imports_pending, tracks_due_for_search
 from harmony_pipeline.audio_verification import verification_counts
-from harmony_pipeline.demand import DEMAND_SOURCES, in_library, library_keys, merge_demand
+from harmony_pipeline.demand import wanted_changes
 from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
 from harmony_pipeline.http_cache import HttpCache
@@ -28,16 +28,6 @@ from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
 from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyResource
 
-WANTED_COLUMNS = (
-    "wanted_key", "spotify_track_id", "isrc", "title", "artist", "artists", "album", "album_id",
-    "album_artist", "track_number", "disc_number", "album_total_tracks", "release_date", "duration_ms",
-    "sources", "state", "first_wanted_at", "updated_at",
-)
-
-
-def _existing_tables(conn) -> set[str]:
-    return {row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-
 
 @asset(
     group_name="catalog",
@@ -49,34 +39,13 @@ def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pip
     now = storage.utcnow()
     synced = {f"playlist:{playlist_id}" for playlist_id in pipeline.playlists}
     with database.connect() as conn, storage.transaction(conn):
-        tables = _existing_tables(conn)
-        demand_rows: list[dict] = []
-        for source in DEMAND_SOURCES:
-            if source.table in tables:
-                demand_rows += storage.fetch_dicts(conn, source.sql)
-        # A playlist taken out of HARMONY_PLAYLISTS no longer demands its tracks.
-        demand_rows = [r for r in demand_rows if not r["source"].startswith("playlist:") or r["source"] in synced]
-        demanded = merge_demand(demand_rows)
-        keys = library_keys(storage.fetch_dicts(conn, "SELECT * FROM library_tracks"))
-        previous = {r["wanted_key"]: r for r in storage.fetch_dicts(conn, "SELECT * FROM wanted_tracks")}
-
-        rows, newly_wanted = [], []
-        for key, entry in demanded.items():
-            state = "in_library" if in_library(entry, keys) else "wanted"
-            before = previous.get(key)
-            if state == "wanted" and (before is None or before["state"] != "wanted"):
-                newly_wanted.append({"track": f"{entry['artist']} – {entry['title']}", "from": ", ".join(entry["sources"])})
-            rows.append({**entry, "state": state, "first_wanted_at": before["first_wanted_at"] if before else now,
-                         "updated_at": now})
-        for key, before in previous.items():
-            if key not in demanded and before["state"] == "wanted":
-                rows.append({**before, "state": "withdrawn", "updated_at": now})
-        storage.upsert(conn, "wanted_tracks", [{c: r.get(c) for c in WANTED_COLUMNS} for r in rows],
-                       key=["wanted_key"], keep=["first_wanted_at"])
+        changes = wanted_changes(conn, synced, now)  # only new, changed and withdrawn rows
+        storage.upsert(conn, "wanted_tracks", changes.rows, key=["wanted_key"], keep=["first_wanted_at"])
         counts = dict(conn.execute("SELECT state, count(*) FROM wanted_tracks GROUP BY state").fetchall())
-    context.log.info(f"{counts.get('wanted', 0)} tracks wanted, {len(newly_wanted)} new")
-    changed = sum(1 for r in rows if (previous.get(r["wanted_key"]) or {}).get("state") != r["state"])
-    if not changed:  # the demand is what it was: nothing downstream needs to run for it
+    newly_wanted = changes.newly_wanted
+    context.log.info(f"{counts.get('wanted', 0)} tracks wanted, {len(newly_wanted)} new, "
+                     f"{len(changes.rows)} rows written")
+    if not changes.rows:  # the demand is what it was: nothing downstream needs to run for it
         return
     yield MaterializeResult(
         metadata={
@@ -84,8 +53,8 @@ def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pip
             "in_library": counts.get("in_library", 0),
             "withdrawn": counts.get("withdrawn", 0),
             "newly_wanted": len(newly_wanted),
-            "changed": changed,
-            "demand_rows": len(demand_rows),
+            "demand_rows": changes.demand_rows,
+            "rows_written": len(changes.rows),
             "new": MetadataValue.md(markdown_table(newly_wanted)),
         }
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -84,18 +85,24 @@ def main() -> int:
         build_instance(root / "dagster_home")
 
         command = [sys.executable, "-m", "harmony_pipeline.cli", "status", "--json"]
-        times = []
+        times, cpu = [], []
         for _ in range(args.runs):
-            started = time.perf_counter()
+            started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=root)
             times.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # CPU: less sensitive to a busy machine
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if done.returncode == 2:
                 print(done.stderr, file=sys.stderr)
                 return 1
         report = json.loads(done.stdout)
     print(f"library tracks: {args.tracks}, queues: {report['queues']}")
     print(f"`harmony status --json` wall time per run (s): {', '.join(f'{t:.2f}' for t in times)}")
-    print(f"median: {statistics.median(times):.2f} s over {args.runs} runs (exit code {done.returncode})")
+    print(f"median: {statistics.median(times):.2f} s over {args.runs} runs (exit code {done.returncode}); "
+          f"CPU per run, median: {statistics.median(cpu):.2f} s")
+    print("RESULT " + json.dumps({"tracks": args.tracks, "runs": args.runs, "median_s": round(statistics.median(times), 3),
+                                  "min_s": round(min(times), 3), "max_s": round(max(times), 3),
+                                  "cpu_s": round(statistics.median(cpu), 3)}))
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import lru_cache
 
 from dagster import Definitions, EnvVar, in_process_executor
 
@@ -78,7 +79,10 @@ def build_resources(settings: Settings) -> dict:
     }
 
 
+@lru_cache(maxsize=8)
 def collect_wiring(settings: Settings) -> Wiring:
+    """Every concern's wiring for these settings, built once per process and settings (wiring reads
+    nothing but its settings): the module's `defs`, `harmony status` and tests share it. Read it only."""
     workers = Workers(disabled=settings.disable_workers)
     combined = Wiring(resources=build_resources(settings))
     for module in CONCERN_MODULES:

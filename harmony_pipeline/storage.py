@@ -12,9 +12,10 @@ import json
 import random
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,20 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     conn.execute("COMMIT")
 
 
-def _json_structure_type(data_type: str) -> object:
-    """DuckDB's from_json structure for a column type: lists become [element type]."""
-    if data_type.endswith("[]"):
-        return [_json_structure_type(data_type[:-2])]
-    return data_type
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+UPSERT_CHUNK_ROWS = 20_000  # rows per INSERT: one frame at a time keeps memory flat
+_column_types: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # conn → {table: {column: type}}
+
+
+def column_types(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """{column: DuckDB type} of a table, looked up once per connection (migrations run before use)."""
+    tables = _column_types.setdefault(conn, {})
+    if table not in tables:
+        tables[table] = dict(conn.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+            "ORDER BY column_index", [table]).fetchall())
+    return tables[table]
 
 
 def upsert(
@@ -146,36 +156,130 @@ def upsert(
 ) -> int:
     """INSERT … ON CONFLICT (key) DO UPDATE for every column but the key and `keep` (e.g. first_seen_at).
 
-    Rows travel as one JSON document: DuckDB's executemany costs milliseconds per row, this costs
-    microseconds, which matters for libraries of many thousand tracks.
+    Rows travel as polars frames typed after the table, UPSERT_CHUNK_ROWS at a time, which DuckDB scans
+    through Arrow without copying (executemany costs milliseconds per row, a JSON document ~10 kB of
+    memory per row). Every row has the columns of the first. A dict or list for a VARCHAR column is
+    stored as its JSON text; tuples and sets are lists; values polars cannot take as the column's type
+    go as text, which DuckDB casts.
     """
     if not rows:
         return 0
     columns = list(rows[0].keys())
-    types = dict(conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table]).fetchall())
-    structure = json.dumps([{c: _json_structure_type(types[c]) for c in columns}])
+    types = column_types(conn, table)
+    if any(c not in types for c in columns):  # a column added since the look-up: look again once
+        _column_types.get(conn, {}).pop(table, None)
+        types = column_types(conn, table)
+        missing = [c for c in columns if c not in types]
+        if missing:
+            raise ValueError(f"{table} has no column(s) {', '.join(missing)}")
     kept = set(key) | set(keep)
     updates = [c for c in columns if c not in kept]
     conflict = (
         "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in updates) if updates else "DO NOTHING"
     )
-    names = ", ".join(columns)
     sql = (
-        f"INSERT INTO {table} ({names}) SELECT {', '.join(f'r.{c}' for c in columns)} "
-        f"FROM (SELECT unnest(from_json(?::JSON, ?)) AS r) ON CONFLICT ({', '.join(key)}) {conflict}"
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {_typed_columns(columns, types)} "
+        f"FROM _upsert_rows r ON CONFLICT ({', '.join(key)}) {conflict}"
     )
-    payload = json.dumps([{c: row[c] for c in columns} for row in rows], default=_json_value, ensure_ascii=False)
-    conn.execute(sql, [payload, structure])
+    for start in range(0, len(rows), UPSERT_CHUNK_ROWS):
+        chunk = rows[start:start + UPSERT_CHUNK_ROWS]
+        conn.register("_upsert_rows", _ArrowStream(_frame(chunk, columns, types)))
+        try:
+            conn.execute(sql)
+        finally:
+            conn.unregister("_upsert_rows")
     return len(rows)
 
 
+@contextmanager
+def rows_view(
+    conn: duckdb.DuckDBPyConnection, name: str, table: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]
+) -> Iterator[None]:
+    """Rows typed like `table`'s columns, visible to SQL as the temporary view `name` inside the block
+    (e.g. to compare many rows with a table in one query). DuckDB scans the frame in place at each use."""
+    columns = list(columns)
+    types = column_types(conn, table)
+    raw = f"_{name}_rows"
+    conn.register(raw, _ArrowStream(_frame(rows, columns, types)))
+    del rows  # the frame holds the data now; the caller may free its rows
+    try:
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {_typed_columns(columns, types)} FROM {raw} r")
+        yield
+    finally:
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
+        conn.unregister(raw)
+
+
+def _typed_columns(columns: Sequence[str], types: Mapping[str, str]) -> str:
+    # List columns travel as JSON text: polars builds nested lists from Python slowly and with much memory.
+    return ", ".join(
+        f"CAST(CAST(r.{c} AS JSON) AS {types[c]}) AS {c}" if types[c].endswith("[]")
+        else f"CAST(r.{c} AS {types[c]}) AS {c}"
+        for c in columns)
+
+
+class _ArrowStream:
+    """A polars frame seen only through the Arrow PyCapsule stream interface, which DuckDB scans in
+    place; handed over as a polars frame, DuckDB would convert it through pyarrow, which is not needed."""
+
+    def __init__(self, frame) -> None:
+        self._frame = frame
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self._frame.__arrow_c_stream__(requested_schema)
+
+
+def _frame(rows: Sequence[Mapping[str, Any]], columns: list[str], types: Mapping[str, str]):
+    import polars as pl  # loaded on first write: `harmony status` and readers never pay for it
+
+    return pl.DataFrame([_series(pl, c, [row[c] for row in rows], types[c]) for c in columns])
+
+
+_POLARS_TYPES = {
+    "VARCHAR": "String", "BOOLEAN": "Boolean", "INTEGER": "Int32", "BIGINT": "Int64", "SMALLINT": "Int16",
+    "DOUBLE": "Float64", "FLOAT": "Float32", "DATE": "Date",
+}
+
+
+def _series(pl, name: str, values: list, data_type: str):
+    if data_type.endswith("[]"):
+        return pl.Series(name, [None if v is None else _json_text(v) for v in values], dtype=pl.String)
+    if data_type == "TIMESTAMP WITH TIME ZONE" and all(v is None or isinstance(v, datetime) for v in values):
+        # Integers convert ~10x faster than datetime objects; a naive time is local, as DuckDB reads it.
+        micros = [None if v is None else (v if v.tzinfo else v.astimezone()) - _EPOCH for v in values]
+        return pl.Series(name, [None if m is None else m // _MICROSECOND for m in micros],
+                         dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    if data_type in _POLARS_TYPES:
+        try:
+            return pl.Series(name, values, dtype=getattr(pl, _POLARS_TYPES[data_type]), strict=True)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            pass
+    # Something polars does not take as that type (JSON for a VARCHAR, an ISO string for a timestamp):
+    # text, which the SELECT casts to the column's type as DuckDB always did.
+    return pl.Series(name, [_as_text(v) for v in values], dtype=pl.String)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list, tuple, set, bool, int, float)):
+        return _json_text(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
 def _json_value(value: Any) -> Any:
+    """What json cannot encode: times as ISO text, sets and tuples as lists, anything else as text."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
+
+
+# One encoder: json.dumps with options builds a new one per call, 3x slower over 100,000 values.
+_json_text = json.JSONEncoder(default=_json_value, ensure_ascii=False, separators=(",", ":")).encode
 
 
 def fetch_dicts(conn: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[dict]:

@@ -95,3 +95,57 @@ def test_every_migration_replays_from_the_wal_after_a_kill(tmp_path):
     with storage.connect(path) as conn:
         applied = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0]
     assert applied == len(storage.migration_files())
+
+
+def test_upsert_keeps_types_lists_json_and_time_zones(tmp_path):
+    """Values reach DuckDB as the table's types: lists from lists/tuples/sets, JSON text for a dict or list
+    in a VARCHAR column, the same instant for any offset, text the INSERT casts (an ISO time)."""
+    from datetime import datetime, timedelta, timezone
+
+    paris = timezone(timedelta(hours=2))
+    with storage.connect(tmp_path / "h.duckdb") as conn, storage.transaction(conn):
+        storage.upsert(conn, "soulseek_matches", [
+            {"wanted_key": "a", "status": "matched", "queries": ["q1", "q2"], "reasons": ("r1",),
+             "candidates": [{"file": "é.flac", "score": 0.5}], "rejected_count": 3, "size": 2**40,
+             "score": 1, "decided_at": datetime(2026, 1, 2, 12, 0, tzinfo=paris), "retry_search_after": None},
+            {"wanted_key": "b", "status": "no_match", "queries": {"only"}, "reasons": None,
+             "candidates": None, "rejected_count": None, "size": None, "score": 0.25,
+             "decided_at": "2026-01-02T10:00:00+00:00", "retry_search_after": datetime(2026, 1, 3, tzinfo=timezone.utc)},
+        ], key=["wanted_key"])
+        rows = {r["wanted_key"]: r for r in storage.fetch_dicts(conn, "SELECT * FROM soulseek_matches")}
+    assert rows["a"]["queries"] == ["q1", "q2"] and rows["a"]["reasons"] == ["r1"]
+    assert rows["b"]["queries"] == ["only"] and rows["b"]["reasons"] is None
+    assert rows["a"]["candidates"] == '[{"file":"é.flac","score":0.5}]'
+    assert rows["a"]["size"] == 2**40 and rows["a"]["score"] == 1.0 and rows["a"]["rejected_count"] == 3
+    assert rows["a"]["decided_at"] == rows["b"]["decided_at"] == datetime(2026, 1, 2, 10, 0, tzinfo=timezone.utc)
+    assert rows["b"]["retry_search_after"] == datetime(2026, 1, 3, tzinfo=timezone.utc)
+
+
+def test_upsert_in_chunks_updates_all_but_key_and_kept_columns(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage, "UPSERT_CHUNK_ROWS", 7)  # several chunks in one call
+    first = storage.utcnow()
+    rows = [{"wanted_key": f"k{i}", "title": f"T{i}", "artist": "A", "sources": ["free_ingest"], "state": "wanted",
+             "first_wanted_at": first, "updated_at": first} for i in range(50)]
+    with storage.connect(tmp_path / "h.duckdb") as conn:
+        assert storage.upsert(conn, "wanted_tracks", rows, key=["wanted_key"]) == 50
+        later = storage.utcnow()
+        changed = [{**r, "state": "in_library", "first_wanted_at": later, "updated_at": later} for r in rows[::2]]
+        storage.upsert(conn, "wanted_tracks", changed, key=["wanted_key"], keep=["first_wanted_at"])
+        by_state = dict(conn.execute("SELECT state, count(*) FROM wanted_tracks GROUP BY state").fetchall())
+        kept = conn.execute("SELECT count(*) FROM wanted_tracks WHERE first_wanted_at = ?", [first]).fetchone()[0]
+        updated = conn.execute("SELECT count(*) FROM wanted_tracks WHERE updated_at = ?", [later]).fetchone()[0]
+    assert by_state == {"wanted": 25, "in_library": 25}
+    assert kept == 50 and updated == 25
+
+
+def test_upsert_looks_up_column_types_once_per_connection(tmp_path):
+    with storage.connect(tmp_path / "h.duckdb") as conn:
+        row = {"username": "u", "filename": "f", "reason": "r", "blocked_at": storage.utcnow()}
+        storage.upsert(conn, "blocked_candidates", [row], key=["username", "filename"])
+        assert set(storage._column_types[conn]["blocked_candidates"]) == {"username", "filename", "reason", "blocked_at"}
+        # A column added on this connection after the look-up is found on the next upsert.
+        conn.execute("ALTER TABLE blocked_candidates ADD COLUMN note VARCHAR")
+        storage.upsert(conn, "blocked_candidates", [{**row, "note": {"why": 1}}], key=["username", "filename"])
+        assert conn.execute("SELECT note FROM blocked_candidates").fetchone()[0] == '{"why":1}'
+        with pytest.raises(ValueError, match="blocked_candidates has no column"):
+            storage.upsert(conn, "blocked_candidates", [{**row, "nope": 1}], key=["username", "filename"])

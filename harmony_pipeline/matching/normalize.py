@@ -14,12 +14,17 @@ from functools import lru_cache
 
 from anyascii import anyascii
 
-try:  # Japanese kana/kanji to Hepburn romaji; anyascii alone reads kanji as Chinese.
-    import pykakasi
 
-    _KAKASI = pykakasi.kakasi()
-except ImportError:  # pragma: no cover - the matcher still works, romanised names match less often
-    _KAKASI = None
+@lru_cache(maxsize=1)
+def _kakasi():
+    """Japanese kana/kanji to Hepburn romaji (anyascii alone reads kanji as Chinese). Its dictionaries
+    cost ~0.5 s and ~100 MB, so they load the first time Japanese text is romanised, not at import."""
+    try:
+        import pykakasi
+    except ImportError:  # pragma: no cover - the matcher still works, romanised names match less often
+        return None
+    return pykakasi.kakasi()
+
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
 _NON_LATIN_LETTER = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f]")
@@ -46,9 +51,9 @@ def has_non_latin(text: str) -> bool:
 def romanise(text: str) -> str:
     """Latin-script rendering of any text; Japanese through kakasi, the rest through anyascii."""
     text = unicodedata.normalize("NFKC", text)
-    if _KAKASI is not None and has_japanese(text):
+    if has_japanese(text) and (kakasi := _kakasi()) is not None:
         # kakasi leaves simplified Chinese characters it does not know empty ("现场"); anyascii reads them.
-        text = " ".join(item["hepburn"] or item["orig"] for item in _KAKASI.convert(text))
+        text = " ".join(item["hepburn"] or item["orig"] for item in kakasi.convert(text))
     return anyascii(text)
 
 
