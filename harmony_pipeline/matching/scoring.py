@@ -11,6 +11,7 @@ than a miss.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from .models import AUDIO_EXTENSIONS, Candidate, MatchDecision, MatchPreferences, ScoredCandidate, WantedTrack
@@ -18,6 +19,7 @@ from .names import WantedTerms, analyse_wanted, find_any
 from .normalize import tokens
 from .paths import candidates_from_responses, is_hostile
 from .versions import (
+    FOLDER_MARKER_WORDS,
     FOLDER_VERSION_WORDS,
     VERSION_WORDS,
     drop_harmless_phrases,
@@ -79,9 +81,18 @@ def _residual_words(candidate: Candidate, stem_words: tuple[str, ...], start: in
     return leading, trailing
 
 
+@lru_cache(maxsize=4096)
+def _path_words(folders: tuple[str, ...]) -> tuple[str, ...]:
+    """The folders' words, each folder closed by "/"; worked out once for all files of a folder."""
+    return tuple(word for folder in folders for word in tokens(folder) + ("/",))
+
+
 def _check_folders(candidate: Candidate, terms: WantedTerms) -> None:
     for folder in candidate.folders:
-        words = [word for word in tokens(folder) if word not in terms.context_words]
+        words = tokens(folder)
+        if FOLDER_MARKER_WORDS.isdisjoint(words):
+            continue
+        words = [word for word in words if word not in terms.context_words]
         kinds = version_kinds(words, FOLDER_VERSION_WORDS) - terms.version_kinds
         if kinds:
             raise _Rejected(f"rejected: {sorted(kinds)[0]} version in folder")
@@ -162,7 +173,7 @@ def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
     if qualifier and abs(delta) > _QUALIFIER_LENGTH_S:
         raise _Rejected(f"rejected: unexplained qualifier '{qualifier}', length {delta:+.1f}s not exact")
 
-    path_words = tuple(word for folder in candidate.folders for word in tokens(folder) + ("/",))
+    path_words = _path_words(candidate.folders)
     artist = find_any(stem_words, terms.artist_variants, any_order=True) or find_any(
         path_words, terms.artist_variants, any_order=True
     )
