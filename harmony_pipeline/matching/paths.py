@@ -93,7 +93,7 @@ def guess_artist_and_title(rest: str) -> tuple[str | None, str]:
     return None, rest
 
 
-def _int_or_none(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
     if type(value) is int:  # the usual case, checked first
         return value
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -110,16 +110,16 @@ def parse_candidate(response: dict[str, Any], file: dict[str, Any], locked: bool
     return Candidate(
         username=response["username"],
         filename=filename,
-        size=_int_or_none(file.get("size")),
+        size=int_or_none(file.get("size")),
         extension=extension,
-        bitrate=_int_or_none(file.get("bitRate")),
-        length=_int_or_none(file.get("length")),
-        sample_rate=_int_or_none(file.get("sampleRate")),
-        bit_depth=_int_or_none(file.get("bitDepth")),
+        bitrate=int_or_none(file.get("bitRate")),
+        length=int_or_none(file.get("length")),
+        sample_rate=int_or_none(file.get("sampleRate")),
+        bit_depth=int_or_none(file.get("bitDepth")),
         locked=locked,
         has_free_slot=bool(response.get("hasFreeUploadSlot", False)),
-        queue_length=_int_or_none(response.get("queueLength")) or 0,
-        upload_speed=_int_or_none(response.get("uploadSpeed")) or 0,
+        queue_length=int_or_none(response.get("queueLength")) or 0,
+        upload_speed=int_or_none(response.get("uploadSpeed")) or 0,
         folders=folders,
         stem=stem,
         disc_number=disc if disc is not None else folder_disc,
