@@ -246,7 +246,7 @@ def test_speed_benchmark_prints_its_summary_line(tmp_path: Path) -> None:
     assert match and int(match.group(1)) > 0, result.stdout
     # Each pass starts cold: the matching package's memo caches are found and emptied.
     caches = re.search(r"cleared each pass \((\d+) caches\)", result.stdout)
-    assert caches and int(caches.group(1)) >= 5, result.stdout
+    assert caches and int(caches.group(1)) >= 4, result.stdout  # tokens, targets, folders, path words
 
 
 def test_speed_benchmark_without_data_says_so(tmp_path: Path) -> None:

@@ -92,7 +92,6 @@ def _album_variants(album: str | None) -> tuple[tuple[str, ...], ...]:
     return tuple(dict.fromkeys(variant for variant in (tokens(album), tokens(short)) if variant))
 
 
-@lru_cache(maxsize=1024)  # a track is ranked once per query of its search; terms are immutable
 def analyse_wanted(wanted: WantedTrack) -> WantedTerms:
     full, short, kinds = split_title(wanted.title)
     album = wanted.album or ""
