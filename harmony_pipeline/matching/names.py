@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Indel
 
 from .models import WantedTrack
 from .normalize import tokens
@@ -186,6 +187,12 @@ def _first_exact(words: tuple[str, ...] | list[str], whole: str, offsets: list[i
 
 def _most_similar(words: tuple[str, ...] | list[str], whole: str, offsets: list[int], spec: _Target) -> Span | None:
     """The first most similar span of about the target's length, for spelling slips only."""
+    # ratio = 200 * LCS / (span + target length), and no span shares more with the target than the
+    # whole name does: when even the whole name falls short for the shortest span scored, nothing can
+    # reach FUZZY_MIN (one bit-parallel distance instead of scanning the spans).
+    most_apart = len(whole) + spec.length - FUZZY_MIN / 100 * (2 * spec.length - spec.tolerance) + 1e-6
+    if most_apart < 0 or Indel.distance(whole, spec.text, score_cutoff=int(most_apart)) > most_apart:
+        return None
     # "Song 2" is never "Song 3": a span's digits must be the target's.
     whole_digits = _NON_DIGIT.sub("", whole)
     if spec.digits not in whole_digits:
