@@ -131,7 +131,8 @@ def _check_file_name(candidate: Candidate, leading: list[str], trailing: list[st
 
 
 def _preference_reasons(extension: str, bitrate: int | None, has_free_slot: bool, queue_length: int) -> list[str]:
-    return [extension + (f" {bitrate} kbps" if bitrate else ""), "free slot" if has_free_slot else f"queue {queue_length}"]
+    return [extension + (f" {bitrate} kbps" if bitrate else ""),
+            "free slot" if has_free_slot else f"queue {queue_length}"]
 
 
 def _preference_score(candidate: Candidate, prefs: MatchPreferences, reasons: list[str]) -> float:

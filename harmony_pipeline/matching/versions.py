@@ -107,7 +107,11 @@ FOLDER_MARKER_WORDS = _FOLDER_INDEX[0]
 def version_kinds(words: list[str] | tuple[str, ...], vocabulary: Vocabulary = VERSION_WORDS) -> set[str]:
     """Kinds of version named by the words or phrases; "12 version"/"7 edit" count as extended."""
     words = tuple(words)
-    index = _VERSION_INDEX if vocabulary is VERSION_WORDS else _FOLDER_INDEX if vocabulary is FOLDER_VERSION_WORDS else None
+    index = None
+    if vocabulary is VERSION_WORDS:
+        index = _VERSION_INDEX
+    elif vocabulary is FOLDER_VERSION_WORDS:
+        index = _FOLDER_INDEX
     if index is not None:
         triggers, by_first = index
         if triggers.isdisjoint(words):  # most names: no word starts a marker
