@@ -258,7 +258,7 @@ def _insert_items(conn: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
         _ITEM_COLUMNS.update(conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'free_ingest_items'"
         ).fetchall())
-    structure = json.dumps([{c: storage._json_structure_type(_ITEM_COLUMNS[c]) for c in columns}])
+    structure = json.dumps([{c: storage.json_structure_type(_ITEM_COLUMNS[c]) for c in columns}])
     payload = json.dumps(rows, default=storage._json_value, ensure_ascii=False)
     conn.execute(
         f"INSERT INTO free_ingest_items ({', '.join(columns)}) SELECT {', '.join(f'r.{c}' for c in columns)} "

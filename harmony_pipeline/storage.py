@@ -269,6 +269,14 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
+def json_structure_type(data_type: str) -> object:
+    """DuckDB's from_json structure for a column type (lists become [element type]), for plain
+    INSERTs that carry their rows as one JSON document (e.g. ingest items)."""
+    if data_type.endswith("[]"):
+        return [json_structure_type(data_type[:-2])]
+    return data_type
+
+
 def _json_value(value: Any) -> Any:
     """What json cannot encode: times as ISO text, sets and tuples as lists, anything else as text."""
     if isinstance(value, datetime):

@@ -150,3 +150,20 @@ def test_a_dash_separated_unexplained_qualifier_is_not_accepted() -> None:
     assert _best(SONG, _peer("u", _file(name))) is None
     harmless = ALBUM_DIR + "06 - The Doors - Light My Fire - Remastered 2011.flac"
     assert _best(SONG, _peer("u", _file(harmless))) == harmless
+
+
+def test_romanised_markers_in_the_data_file_are_what_tokens_gives():
+    """The vocabulary reads Japanese and Chinese markers from a table (no kakasi at import): each entry
+    must stay what `tokens` makes of the marker, or the marker would never be found in a file name."""
+    import tomllib
+    from importlib import resources
+
+    from harmony_pipeline.matching.normalize import has_japanese, tokens
+
+    with resources.files("harmony_pipeline.matching").joinpath("version_markers.toml").open("rb") as handle:
+        data = tomllib.load(handle)
+    markers = [m for group in data["kinds"].values() for m in group] + data["folders"]["markers"]
+    scripted = {m for m in markers if has_japanese(m)}
+    assert scripted and scripted <= set(data["romanised"])
+    for marker, romanised in data["romanised"].items():
+        assert tuple(romanised.split()) == tokens(marker), marker

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import Indel
 
 from .models import WantedTrack
 from .normalize import tokens
@@ -109,31 +112,109 @@ def analyse_wanted(wanted: WantedTrack) -> WantedTerms:
     )
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What find_span needs of one target, worked out once per target rather than per word span."""
+
+    text: str
+    length: int
+    tolerance: int  # a fuzzy match may differ in length by this much
+    fuzzy: bool  # short names are matched exactly only
+    digits: str
+    word_count: int
+    words: frozenset[str]
+    sorted_words: list[str]
+
+
+@lru_cache(maxsize=4096)
+def _target(target: tuple[str, ...]) -> _Target:
+    text = "".join(target)
+    return _Target(
+        text=text,
+        length=len(text),
+        tolerance=max(2, len(text) // 5),
+        fuzzy=len(text) >= 5,
+        digits=_NON_DIGIT.sub("", text),
+        word_count=len(target),
+        words=frozenset(target),
+        sorted_words=sorted(target),
+    )
+
+
 def find_span(words: tuple[str, ...] | list[str], target: tuple[str, ...], any_order: bool = False) -> Span | None:
-    """Where `target` occurs in `words` on word boundaries, ignoring spacing ("ac dc" = "acdc").
+    """Where `target` occurs in `words` (non-empty tokens) on word boundaries, ignoring spacing ("ac dc" = "acdc").
 
     Falls back to the most similar span (rapidfuzz ratio >= FUZZY_MIN) for spelling slips;
     `any_order` also accepts the words in another order ("Yonezu Kenshi" for "Kenshi Yonezu").
+    The first exact span (by start word) wins; else the first of the most similar ones.
     """
-    wanted = "".join(target)
-    wanted_digits = _NON_DIGIT.sub("", wanted)
-    best: Span | None = None
-    for start in range(len(words)):
-        joined = ""
-        for end in range(start + 1, len(words) + 1):
-            joined += words[end - 1]
-            if joined == wanted:
-                return Span(start, end, 100.0)
-            if any_order and sorted(words[start:end]) == sorted(target):
-                return Span(start, end, 100.0)
-            if len(joined) > len(wanted) * 1.3 + 2:
+    spec = _target(target)
+    if not spec.length:
+        return None
+    whole = "".join(words)
+    offsets = [0]  # offsets[i]: where word i starts in `whole`
+    for word in words:
+        offsets.append(offsets[-1] + len(word))
+    exact = _first_exact(words, whole, offsets, spec, any_order)
+    if exact is not None or not spec.fuzzy:
+        return exact
+    return _most_similar(words, whole, offsets, spec)
+
+
+def _first_exact(words: tuple[str, ...] | list[str], whole: str, offsets: list[int], spec: _Target,
+                 any_order: bool) -> Span | None:
+    """The span with the lowest start whose words spell the target, or hold its words in another order."""
+    first, first_end = len(words), 0
+    if spec.text in whole:  # else no span can spell it: each is a piece of the whole
+        start_at = {offset: index for index, offset in enumerate(offsets)}
+        found = whole.find(spec.text)
+        while found != -1:
+            start, end = start_at.get(found), start_at.get(found + spec.length)
+            if start is not None and end is not None:
+                first, first_end = start, end
                 break
-            close_length = abs(len(joined) - len(wanted)) <= max(2, len(wanted) // 5)
-            # Spelling slips only: "Song 2" is never "Song 3".
-            if len(wanted) >= 5 and close_length and _NON_DIGIT.sub("", joined) == wanted_digits:
-                similarity = fuzz.ratio(joined, wanted)
-                if similarity >= FUZZY_MIN and (best is None or similarity > best.similarity):
-                    best = Span(start, end, similarity)
+            found = whole.find(spec.text, found + 1)
+    if any_order and spec.words.issubset(words):
+        size = spec.word_count
+        for start in range(first):
+            end = start + size
+            if end > len(words):
+                break
+            if offsets[end] - offsets[start] == spec.length and sorted(words[start:end]) == spec.sorted_words:
+                return Span(start, end, 100.0)
+    return Span(first, first_end, 100.0) if first < len(words) else None
+
+
+def _most_similar(words: tuple[str, ...] | list[str], whole: str, offsets: list[int], spec: _Target) -> Span | None:
+    """The first most similar span of about the target's length, for spelling slips only."""
+    # ratio = 200 * LCS / (span + target length), and no span shares more with the target than the
+    # whole name does: when even the whole name falls short for the shortest span scored, nothing can
+    # reach FUZZY_MIN (one bit-parallel distance instead of scanning the spans).
+    most_apart = len(whole) + spec.length - FUZZY_MIN / 100 * (2 * spec.length - spec.tolerance) + 1e-6
+    if most_apart < 0 or Indel.distance(whole, spec.text, score_cutoff=int(most_apart)) > most_apart:
+        return None
+    # "Song 2" is never "Song 3": a span's digits must be the target's.
+    whole_digits = _NON_DIGIT.sub("", whole)
+    if spec.digits not in whole_digits:
+        return None
+    digit_offsets = None  # without digits in the whole, every span agrees with a target without any
+    if whole_digits:
+        digit_offsets = [0]
+        for word in words:
+            digit_offsets.append(digit_offsets[-1] + len(_NON_DIGIT.sub("", word)))
+    shortest, longest = spec.length - spec.tolerance, spec.length + spec.tolerance
+    best: Span | None = None
+    best_similarity = FUZZY_MIN
+    for start in range(len(words)):
+        base = offsets[start]
+        # Spans from `start` of a close length: ends between these two.
+        for end in range(bisect_left(offsets, base + shortest, start + 1), bisect_right(offsets, base + longest)):
+            if digit_offsets is not None and whole_digits[digit_offsets[start]:digit_offsets[end]] != spec.digits:
+                continue
+            similarity = fuzz.ratio(whole[base:offsets[end]], spec.text, score_cutoff=best_similarity)
+            if similarity and (best is None or similarity > best.similarity):
+                best = Span(start, end, similarity)
+                best_similarity = similarity
     return best
 
 

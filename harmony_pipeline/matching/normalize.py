@@ -60,12 +60,22 @@ def romanise(text: str) -> str:
 @lru_cache(maxsize=65536)
 def tokens(text: str) -> tuple[str, ...]:
     """Lower-case ASCII word tokens; `&`/`+` read as `and`; `the` dropped (`Beatles, The`)."""
-    text = romanise(text)
-    text = _ACRONYM_DOT.sub(r"\1", text).lower()
-    text = _LEET_RE.sub(lambda match: _LEET[match.group()], text)
-    text = _APOSTROPHES.sub("", text)
-    text = _AND.sub(" and ", text)
+    # Most names are plain ASCII: NFKC and anyascii leave ASCII as it is, and each rewrite below
+    # is skipped when the characters it acts on are absent.
+    if not text.isascii():
+        text = romanise(text)
+    if "." in text:
+        text = _ACRONYM_DOT.sub(r"\1", text)
+    text = text.lower()
+    if "!" in text or "$" in text:
+        text = _LEET_RE.sub(lambda match: _LEET[match.group()], text)
+    if "'" in text or "`" in text or not text.isascii():
+        text = _APOSTROPHES.sub("", text)
+    if "&" in text or "+" in text:
+        text = _AND.sub(" and ", text)
     words = [word for word in _NON_WORD.sub(" ", text).split() if word not in _DROPPED_TOKENS]
+    if "part" not in words and "pt" not in words:
+        return tuple(words)
     return tuple(_part_numbers_as_digits(words))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 from .models import AUDIO_EXTENSIONS, Candidate
@@ -20,6 +21,7 @@ _NUMBERING = re.compile(
 _DISC_FOLDER = re.compile(r"^\s*(?:cd|disc|disk)\s*(\d{1,2})\s*$", re.IGNORECASE)
 _SCENE_STEM = re.compile(r"^[^\s]+(?:-[^\s]+)+$")  # "01-artist_name-song_title-grp": no spaces
 _EXTENSION = re.compile(r"^[0-9a-z]{1,5}$")
+_SEPARATORS = re.compile(r"[\\/]")
 
 
 def split_path(filename: str) -> list[str]:
@@ -28,7 +30,9 @@ def split_path(filename: str) -> list[str]:
 
 def is_hostile(filename: str) -> bool:
     """A `..` segment could escape the download folder; such paths are never taken."""
-    return any(segment.strip() == ".." for segment in re.split(r"[\\/]", filename))
+    if ".." not in filename:
+        return False
+    return any(segment.strip() == ".." for segment in _SEPARATORS.split(filename))
 
 
 def extension_of(basename: str) -> str:
@@ -38,9 +42,10 @@ def extension_of(basename: str) -> str:
     return extension if _EXTENSION.match(extension) else ""
 
 
-def stem_of(basename: str) -> str:
+def stem_of(basename: str, extension: str | None = None) -> str:
     """The name without its extension, nor a repeated audio extension ("Song.flac.flac")."""
-    extension = extension_of(basename)
+    if extension is None:
+        extension = extension_of(basename)
     stem = basename[: -len(extension) - 1] if extension else basename
     while extension_of(stem) in AUDIO_EXTENSIONS:
         stem = stem.rsplit(".", 1)[0]
@@ -58,6 +63,13 @@ def parse_numbering(stem: str) -> tuple[int | None, int | None, str]:
     if match.group("side"):
         return None, int(match.group("side_track")), rest
     return None, int(match.group("track")), rest
+
+
+@lru_cache(maxsize=8192)
+def _folders_of(folder_path: str) -> tuple[tuple[str, ...], int | None]:
+    """(folders, disc number they give) of the path before a file name: shared by a folder's files."""
+    folders = tuple(split_path(folder_path))
+    return folders, disc_from_folders(folders)
 
 
 def disc_from_folders(folders: tuple[str, ...]) -> int | None:
@@ -82,7 +94,9 @@ def guess_artist_and_title(rest: str) -> tuple[str | None, str]:
     return None, rest
 
 
-def _int_or_none(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
+    if type(value) is int:  # the usual case, checked first
+        return value
     if isinstance(value, float) and not math.isfinite(value):  # int(inf) raises
         return None
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -90,28 +104,28 @@ def _int_or_none(value: Any) -> int | None:
 
 def parse_candidate(response: dict[str, Any], file: dict[str, Any], locked: bool) -> Candidate:
     filename = file["filename"]
-    segments = split_path(filename)
-    folders = tuple(segments[:-1])
-    basename = segments[-1]
-    stem = stem_of(basename)
+    folder_path, separator, basename = filename.rpartition("\\")
+    folders, folder_disc = _folders_of(folder_path) if separator else ((), None)
+    extension = extension_of(basename)
+    stem = stem_of(basename, extension)
     disc, track, rest = parse_numbering(stem)
     artist_guess, title_guess = guess_artist_and_title(rest)
     return Candidate(
         username=response["username"],
         filename=filename,
-        size=_int_or_none(file.get("size")),
-        extension=extension_of(basename),
-        bitrate=_int_or_none(file.get("bitRate")),
-        length=_int_or_none(file.get("length")),
-        sample_rate=_int_or_none(file.get("sampleRate")),
-        bit_depth=_int_or_none(file.get("bitDepth")),
+        size=int_or_none(file.get("size")),
+        extension=extension,
+        bitrate=int_or_none(file.get("bitRate")),
+        length=int_or_none(file.get("length")),
+        sample_rate=int_or_none(file.get("sampleRate")),
+        bit_depth=int_or_none(file.get("bitDepth")),
         locked=locked,
         has_free_slot=bool(response.get("hasFreeUploadSlot", False)),
-        queue_length=_int_or_none(response.get("queueLength")) or 0,
-        upload_speed=_int_or_none(response.get("uploadSpeed")) or 0,
+        queue_length=int_or_none(response.get("queueLength")) or 0,
+        upload_speed=int_or_none(response.get("uploadSpeed")) or 0,
         folders=folders,
         stem=stem,
-        disc_number=disc if disc is not None else disc_from_folders(folders),
+        disc_number=disc if disc is not None else folder_disc,
         track_number=track,
         artist_guess=artist_guess,
         title_guess=title_guess,

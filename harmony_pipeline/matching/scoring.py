@@ -11,13 +11,15 @@ than a miss.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from .models import AUDIO_EXTENSIONS, Candidate, MatchDecision, MatchPreferences, ScoredCandidate, WantedTrack
 from .names import WantedTerms, analyse_wanted, find_any
 from .normalize import tokens
-from .paths import candidates_from_responses, is_hostile
+from .paths import extension_of, int_or_none, is_hostile, parse_candidate
 from .versions import (
+    FOLDER_MARKER_WORDS,
     FOLDER_VERSION_WORDS,
     VERSION_WORDS,
     drop_harmless_phrases,
@@ -79,9 +81,18 @@ def _residual_words(candidate: Candidate, stem_words: tuple[str, ...], start: in
     return leading, trailing
 
 
+@lru_cache(maxsize=4096)
+def _path_words(folders: tuple[str, ...]) -> tuple[str, ...]:
+    """The folders' words, each folder closed by "/"; worked out once for all files of a folder."""
+    return tuple(word for folder in folders for word in tokens(folder) + ("/",))
+
+
 def _check_folders(candidate: Candidate, terms: WantedTerms) -> None:
     for folder in candidate.folders:
-        words = [word for word in tokens(folder) if word not in terms.context_words]
+        words = tokens(folder)
+        if FOLDER_MARKER_WORDS.isdisjoint(words):
+            continue
+        words = [word for word in words if word not in terms.context_words]
         kinds = version_kinds(words, FOLDER_VERSION_WORDS) - terms.version_kinds
         if kinds:
             raise _Rejected(f"rejected: {sorted(kinds)[0]} version in folder")
@@ -119,6 +130,11 @@ def _check_file_name(candidate: Candidate, leading: list[str], trailing: list[st
     return " ".join(unknown[:4])
 
 
+def _preference_reasons(extension: str, bitrate: int | None, has_free_slot: bool, queue_length: int) -> list[str]:
+    return [extension + (f" {bitrate} kbps" if bitrate else ""),
+            "free slot" if has_free_slot else f"queue {queue_length}"]
+
+
 def _preference_score(candidate: Candidate, prefs: MatchPreferences, reasons: list[str]) -> float:
     """0..100 from format and bit rate (60), free slot (20), queue (10) and speed (10)."""
     order = prefs.format_order
@@ -127,28 +143,65 @@ def _preference_score(candidate: Candidate, prefs: MatchPreferences, reasons: li
         rank = len(order)  # a low-rate MP3 comes after every other format
     quality = 50.0 * (1 - rank / (len(order) + 1))
     quality += 10.0 * min(candidate.bitrate or 0, 1411) / 1411
-    reasons.append(candidate.extension + (f" {candidate.bitrate} kbps" if candidate.bitrate else ""))
+    reasons += _preference_reasons(candidate.extension, candidate.bitrate, candidate.has_free_slot,
+                                   candidate.queue_length)
     slot = 20.0 if candidate.has_free_slot else 0.0
-    reasons.append("free slot" if candidate.has_free_slot else f"queue {candidate.queue_length}")
     queue = 10.0 / (1 + candidate.queue_length / 10)
     speed = 10.0 * min(candidate.upload_speed, 10_000_000) / 10_000_000
     return quality + slot + queue + speed
 
 
+def _length_delta(length: int | None, wanted: WantedTrack) -> float | None:
+    return length - wanted.duration_ms / 1000 if length is not None and wanted.duration_ms else None
+
+
+def _early_reject(locked: bool, filename: str, extension: str, length: int | None, wanted: WantedTrack,
+                  prefs: MatchPreferences) -> str | None:
+    """Why a file is out before its name is read (locked, `..`, not audio, length far off), else None."""
+    if locked:
+        return "rejected: locked file"
+    if is_hostile(filename):
+        return "rejected: '..' segment in path"
+    if extension not in AUDIO_EXTENSIONS:
+        return f"rejected: not audio (.{extension})"
+    delta = _length_delta(length, wanted)
+    if delta is not None and abs(delta) > prefs.duration_reject_s:
+        return f"rejected: duration {delta:+.0f}s"
+    return None
+
+
+def _rejected_early(response: dict[str, Any], file: dict[str, Any], locked: bool, wanted: WantedTrack,
+                    prefs: MatchPreferences) -> ScoredCandidate | None:
+    """The rejected file when the cheap checks already rule it out, else None; its path is not parsed."""
+    filename = file["filename"]
+    extension = extension_of(filename.rpartition("\\")[2])
+    length = int_or_none(file.get("length"))
+    reason = _early_reject(locked, filename, extension, length, wanted, prefs)
+    if reason is None:
+        return None
+    bitrate = int_or_none(file.get("bitRate"))
+    has_free_slot = bool(response.get("hasFreeUploadSlot", False))
+    queue_length = int_or_none(response.get("queueLength")) or 0
+    return ScoredCandidate(
+        username=response["username"],
+        filename=filename,
+        size=int_or_none(file.get("size")),
+        extension=extension,
+        bitrate=bitrate,
+        length=length,
+        score=0.0,
+        reasons=[reason, *_preference_reasons(extension, bitrate, has_free_slot, queue_length)],
+        qualifier=None,
+    )
+
+
 def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
            prefs: MatchPreferences, reasons: list[str]) -> tuple[float, str | None]:
     """(match score 0..100, unexplained qualifier or None), or _Rejected."""
-    if candidate.locked:
-        raise _Rejected("rejected: locked file")
-    if is_hostile(candidate.filename):
-        raise _Rejected("rejected: '..' segment in path")
-    if candidate.extension not in AUDIO_EXTENSIONS:
-        raise _Rejected(f"rejected: not audio (.{candidate.extension})")
-    delta = None
-    if candidate.length is not None and wanted.duration_ms:
-        delta = candidate.length - wanted.duration_ms / 1000
-        if abs(delta) > prefs.duration_reject_s:
-            raise _Rejected(f"rejected: duration {delta:+.0f}s")
+    early = _early_reject(candidate.locked, candidate.filename, candidate.extension, candidate.length, wanted, prefs)
+    if early:
+        raise _Rejected(early)
+    delta = _length_delta(candidate.length, wanted)
     _check_folders(candidate, terms)
 
     stem_words = tokens(candidate.stem)
@@ -162,7 +215,7 @@ def _match(candidate: Candidate, wanted: WantedTrack, terms: WantedTerms,
     if qualifier and abs(delta) > _QUALIFIER_LENGTH_S:
         raise _Rejected(f"rejected: unexplained qualifier '{qualifier}', length {delta:+.1f}s not exact")
 
-    path_words = tuple(word for folder in candidate.folders for word in tokens(folder) + ("/",))
+    path_words = _path_words(candidate.folders)
     artist = find_any(stem_words, terms.artist_variants, any_order=True) or find_any(
         path_words, terms.artist_variants, any_order=True
     )
@@ -229,9 +282,20 @@ def rank(wanted: WantedTrack, responses: list[dict[str, Any]],
     terms = analyse_wanted(wanted)
     accepted: list[ScoredCandidate] = []
     rejected: list[ScoredCandidate] = []
-    for candidate in candidates_from_responses(responses):
-        scored, ok = score_candidate(candidate, wanted, terms, prefs)
-        (accepted if ok else rejected).append(scored)
+    # Files in the order of candidates_from_responses; cheap rejects skip parsing and scoring.
+    for response in responses:
+        if not isinstance(response, dict) or not isinstance(response.get("username"), str):
+            continue  # a malformed answer is no candidate (as in candidates_from_responses)
+        for locked, files in ((False, response.get("files")), (True, response.get("lockedFiles"))):
+            for file in files if isinstance(files, list) else []:
+                if not isinstance(file, dict) or not isinstance(file.get("filename"), str):
+                    continue
+                early = _rejected_early(response, file, locked, wanted, prefs)
+                if early is not None:
+                    rejected.append(early)
+                    continue
+                scored, ok = score_candidate(parse_candidate(response, file, locked), wanted, terms, prefs)
+                (accepted if ok else rejected).append(scored)
     # A file without unexplained qualifiers beats every file with one, whatever their formats.
     accepted.sort(key=lambda scored: (scored.qualifier is None, scored.score), reverse=True)
     return MatchDecision(best=accepted[0] if accepted else None, accepted=accepted, rejected=rejected)
