@@ -1,0 +1,60 @@
+"""How `harmony` prints a listing: a table sized to the terminal when standard output is one; full,
+unwrapped, tab-separated rows (header first) when it is piped, so `grep`, `cut -f` and `sort` work."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+ELLIPSIS = "…"
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut to `width` characters, the cut marked with "…" (never cut silently)."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> str:
+    """One cell of a piped row: no tab or newline may split it."""
+    text = "" if value is None else str(value)
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
+def tab_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, header: bool = True) -> list[str]:
+    lines = ["\t".join(columns)] if header else []
+    lines += ["\t".join(_plain(cell) for cell in row) for row in rows]
+    return lines
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
+               no_wrap: Sequence[str] = (), ellipsis: Sequence[str] = (), console=None,
+               header: bool = True) -> None:
+    """A rich table in a terminal, fitted to its width: `no_wrap` columns are never folded, `ellipsis`
+    columns keep one line and end in "…" when cut. Piped: tab rows, nothing cut."""
+    if console is None and not is_terminal():
+        for line in tab_rows(columns, rows, header=header):
+            print(line)
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
+    for column in columns:
+        if column in ellipsis:
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
+        else:
+            table.add_column(column, no_wrap=column in no_wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in row))
+    (console or Console()).print(table)
