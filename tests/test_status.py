@@ -261,7 +261,7 @@ def test_piped_status_is_one_full_record_per_line(data_env, instance, capsys):
     assert newest["details"] == f"playlist={long_playlist}, added=1"  # whole, not cut, no "…"
     assert {r["name"] for r in records["asset"]} >= {"spotify_playlists", "library_tracks"}
     assert "attention: 1 download(s) dead-lettered" in err and code == 1
-    assert "\t" not in err and len(err.splitlines()) == 1  # one plain line per problem
+    assert err.splitlines()[-1] == "attention: 1 download(s) dead-lettered: see `harmony dead-letter list`"
 
 
 def test_terminal_status_fits_the_width_and_marks_cuts(data_env, instance):
