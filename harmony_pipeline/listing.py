@@ -58,3 +58,22 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: 
     for row in rows:
         table.add_row(*(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in row))
     (console or Console()).print(table)
+
+
+class Ambiguous(ValueError):
+    """A name that fits several rows; the message lists them."""
+
+
+def find_by_name(text: str, rows: Sequence[dict], key: str, names: Sequence[str]) -> dict | None:
+    """The row whose `key` is `text`, else the one whose name (any of the `names` fields, compared without
+    case) is `text`; None when nothing fits, Ambiguous (listing the candidates) when several do."""
+    wanted = text.strip()
+    for row in rows:
+        if str(row[key]) == wanted:
+            return row
+    folded = wanted.casefold()
+    matches = [row for row in rows if any(str(row.get(n) or "").casefold() == folded for n in names)]
+    if len(matches) > 1:
+        described = "; ".join(f"{row.get(names[0]) or '?'} ({row[key]})" for row in matches)
+        raise Ambiguous(f"{wanted!r} names {len(matches)} entries: {described}; give the id")
+    return matches[0] if matches else None
