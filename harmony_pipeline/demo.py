@@ -45,7 +45,8 @@ SANDBOX_PORTS = 5  # one per emulator, right after the UI's port
 LOCATION = "harmony_pipeline"  # workspace.yaml's location name
 PORT_VARIABLE = "HARMONY_DEMO_PORT"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-STOP_WAIT_SECONDS = 10.0
+STOP_WAIT_SECONDS = 10.0  # the watchdog's grace before SIGKILL
+TERM_GRACE_SECONDS = 6.0  # code servers and the daemon finish their shutdown within this, else SIGKILL
 RUN_CANCEL_SECONDS = 8.0
 # Dagster's own notices about the commands the demo runs (`dagster dev` and `dagster asset materialize`
 # are "superseded" by the separate `dg` tool; `--select *` goes through a beta parameter). Our code's
@@ -235,8 +236,11 @@ class ProcessGroup:
             return False
         return True
 
-    def stop(self, timeout: float = STOP_WAIT_SECONDS) -> None:
-        """SIGTERM to every member, SIGKILL to those left after `timeout`."""
+    def stop(self, timeout: float = TERM_GRACE_SECONDS) -> None:
+        """SIGTERM to every member, SIGKILL to those left after `timeout`. The watchdog (which ignores
+        SIGTERM, to outlive what it stops) goes first: the demo is here to finish the job."""
+        self.watchdog.kill()
+        self.watchdog.wait()
         for number in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(self.pgid, number)
