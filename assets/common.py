@@ -14,7 +14,8 @@ NETWORK_RETRY = RetryPolicy(max_retries=3, delay=2.0, backoff=Backoff.EXPONENTIA
 
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:120]
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= 120 else text[:119] + "…"  # a cut is always marked
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], limit: int = 50) -> str:
@@ -42,7 +43,7 @@ def activity_metadata(context, database, limit: int = 30) -> dict[str, Any]:
     from harmony_pipeline import storage
 
     step_key = context.get_step_execution_context().step.key
-    starts = [entry.timestamp for entry in context.instance.all_logs(context.run_id, of_type=DagsterEventType.STEP_START)
+    starts = [entry.timestamp for entry in context.instance.all_logs(context.run.run_id, of_type=DagsterEventType.STEP_START)
               if entry.step_key == step_key]
     if not starts:
         return {}
