@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 ELLIPSIS = "…"
+WRAP_MIN_WIDTH = 16  # a wrapped column is not squeezed below this (or its longest cell)
 
 
 def shorten(text: str, width: int) -> str:
@@ -49,15 +50,28 @@ def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: 
     from rich.table import Table
     from rich.text import Text
 
+    console = console or Console()
+    texts = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [max([len(column)] + [len(row[i]) for row in texts]) for i, column in enumerate(columns)]
+    # Rich crops a one-line column at the table's edge without a mark: cut those cells here, with "…".
+    room = console.width - 3 * len(columns) - 1 - sum(w for c, w in zip(columns, widths) if c not in ellipsis)
+    share = max(room // max(len(ellipsis), 1), 8)
     table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
-    for column in columns:
-        if column in ellipsis:
+    for index, column in enumerate(columns):
+        longest = max((len(str(row[index] or "")) for row in rows), default=0)
+        if column in ellipsis:  # one line, shortened with "…" to the room the other columns leave
             table.add_column(column, no_wrap=True, overflow="ellipsis")
+        elif column in no_wrap:  # ids, times, counts: kept whole
+            table.add_column(column, no_wrap=True, min_width=max(longest, len(column)) or None)
         else:
-            table.add_column(column, no_wrap=column in no_wrap, overflow="fold")
+            # Wrapped at words (a cut word ends in "…"); a long text keeps a readable width of its own.
+            table.add_column(column, min_width=min(longest, WRAP_MIN_WIDTH) or None)
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in row))
-    (console or Console()).print(table)
+        table.add_row(*(cell if isinstance(cell, Text)
+                        else Text(shorten("" if cell is None else str(cell), share) if column in ellipsis
+                                  else "" if cell is None else str(cell))
+                        for column, cell in zip(columns, row)))
+    console.print(table)
 
 
 class Ambiguous(ValueError):

@@ -148,7 +148,7 @@ def decide_match(
         "wanted_key": row["wanted_key"], "status": status, "queries": queries_used or None,
         "username": best["username"] if best else None, "filename": best["filename"] if best else None,
         "size": best.get("size") if best else None, "score": best["score"] if best else None,
-        "reasons": best["reasons"] if best else [f"{len(rejected)} candidates rejected"],
+        "reasons": best["reasons"] if best else [f"{len(rejected)} candidate{'s' * (len(rejected) != 1)} rejected"],
         "candidates": json.dumps(accepted[:KEPT_CANDIDATES], ensure_ascii=False),
         "rejected_count": len(rejected),
         "rejected_sample": json.dumps([r.as_dict() for r in rejected[:5]], ensure_ascii=False),

@@ -147,12 +147,11 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from harmony_pipeline.listing import print_rows
 
-    print_rows(["artist", "id", "source", "priority", "state", "last check", "next due", "new releases",
-                "last error"],
+    print_rows(["artist", "id", "source", "priority", "state", "last check", "next due", "new", "last error"],
                [(a["name"] or "?", a["artist_id"], a["source"], a["priority"], "paused" if a["paused"] else "active",
                  _when(a["last_checked_at"]), "-" if a["paused"] else _when(a["next_due_at"], "now"),
                  counts.get(a["artist_id"], 0), a["last_error"] or "") for a in artists],
-               no_wrap=["id", "source", "priority", "state", "last check", "next due"])
+               no_wrap=["id"])
     return 0
 
 
