@@ -45,6 +45,7 @@ def dead_letters(database_path: Path) -> list[dict]:
         row["cause"] = real_error(row)
         row["peers"] = peers(row)
         row["track"] = f"{row['artist'] or '?'} – {row['title'] or '?'}"
+        row["track_typed"] = f"{row['artist'] or '?'} - {row['title'] or '?'}"  # as typed on a keyboard
     return rows
 
 
@@ -96,7 +97,7 @@ def resolve(rows: list[dict], texts: list[str]) -> list[dict]:
     chosen, unknown = [], []
     for text in texts:
         try:
-            row = find_by_name(text, rows, "wanted_key", ["track", "title"])
+            row = find_by_name(text, rows, "wanted_key", ["track", "track_typed", "title"])
         except Ambiguous as error:
             raise CommandError(str(error)) from None
         if row is None:
@@ -115,7 +116,8 @@ def _when(value) -> str:
 def _cmd_list(args: argparse.Namespace, settings) -> int:
     rows = dead_letters(settings.duckdb_path) if settings.duckdb_path.exists() else []
     if args.json:
-        print(json.dumps(rows, default=str, ensure_ascii=False, indent=2))
+        print(json.dumps([{k: v for k, v in r.items() if k != "track_typed"} for r in rows], default=str,
+                         ensure_ascii=False, indent=2))
         return 0
     if not rows:
         print("no dead-lettered downloads")

@@ -101,7 +101,7 @@ def test_requeue_one_gives_a_fresh_start_and_says_what_follows(database, capsys)
 
 
 def test_requeue_by_name_and_blocked_files_are_mentioned(database, capsys):
-    assert main(["dead-letter", "requeue", "band – song two"]) == 0
+    assert main(["dead-letter", "requeue", "band - song two"]) == 0  # a hyphen for the listing's dash
     out = capsys.readouterr().out
     assert ("requeued Band – Song Two (isrc:DEAD2): the same peer failed 2 times (last: Errored: boom); a new "
             "search is made first; the same peers may be offered again (1 file that failed verification stays "
