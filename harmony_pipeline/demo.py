@@ -308,6 +308,23 @@ def wait_for_own_server(base_url: str, dagster_home: Path, process: subprocess.P
     return False
 
 
+def settle_interrupted_runs(dagster_home: Path) -> list[str]:
+    """Runs a previous demo was stopped in the middle of: marked canceled, their slots in the DuckDB
+    writer pool freed (a killed run never gives its slot back, and the next demo's runs would wait
+    for it forever). No other process uses this instance: `single_demo` holds the folder."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    if not (dagster_home / "dagster.yaml").exists():
+        return []
+    in_flight = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs(RunsFilter(statuses=in_flight))
+        for run in runs:
+            instance.report_run_canceled(run, "the demo was stopped while this run was in progress")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return [run.run_id for run in runs]
+
+
 # --- the demo ---------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make demo", description="The offline demo: sandbox + Dagster UI.")
@@ -400,6 +417,9 @@ def _serve(sandbox, folder: Path, group: ProcessGroup, port: int, verbose: bool,
            "PYTHONUNBUFFERED": "1",
            "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), QUIET_DAGSTER_WARNINGS]))}
     dagster_home = Path(env["DAGSTER_HOME"])
+    settled = settle_interrupted_runs(dagster_home)
+    if settled:
+        _say(f"{len(settled)} run(s) the last demo was stopped in are marked canceled")
     # Run from the instance folder: `dagster dev` warns about the repository's dagster.yaml otherwise.
     ui = group.start([str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
                       "-p", str(port), "--log-level", "info" if verbose else "warning"],
