@@ -63,11 +63,16 @@ def what_happens(row: dict, blocked: int) -> str:
     attempts = len(row["history"])
     if not attempts:
         return "no download was ever started; a new search is made first"
-    first = (f"the same peer failed {attempts} time{'s' * (attempts != 1)}" if len(tried) == 1 else
-             f"{attempts} attempt{'s' * (attempts != 1)} with {len(tried)} peer{'s' * (len(tried) != 1)} failed")
+    if attempts == 1:
+        first = f"its only attempt failed (peer {tried[0]})" if tried else "its only attempt failed"
+    elif len(tried) == 1:
+        first = f"the same peer failed {attempts} times"
+    else:
+        first = f"{attempts} attempts with {len(tried)} peers failed"
     if row["cause"]:
         first += f" (last: {row['cause']})"
-    rest = "a new search is made first; the same peers may be offered again"
+    rest = ("a new search is made first; the same peer" + ("s" if len(tried) > 1 else "")
+            + " may be offered again")
     if blocked:
         rest += f" ({blocked} file{'s' * (blocked != 1)} that failed verification stay{'s' * (blocked == 1)} blocked)"
     return f"{first}; {rest}"

@@ -104,7 +104,7 @@ def test_requeue_by_name_and_blocked_files_are_mentioned(database, capsys):
     assert main(["dead-letter", "requeue", "band - song two"]) == 0  # a hyphen for the listing's dash
     out = capsys.readouterr().out
     assert ("requeued Band – Song Two (isrc:DEAD2): the same peer failed 2 times (last: Errored: boom); a new "
-            "search is made first; the same peers may be offered again (1 file that failed verification stays "
+            "search is made first; the same peer may be offered again (1 file that failed verification stays "
             "blocked)") in out
 
 
@@ -129,3 +129,13 @@ def test_requeue_all_and_bad_input(database, capsys):
     assert capsys.readouterr().out == ""
     assert main(["dead-letter", "requeue", "--all"]) == 0
     assert "requeued 2;" in capsys.readouterr().out
+
+
+def test_what_a_requeue_leads_to_for_one_attempt():
+    from harmony_pipeline.dead_letter import peers, real_error, what_happens
+
+    row = {"history": [{"username": "Sven1964", "filename": "a.mp3", "error": "TimedOut: Transfer timed out"}],
+           "last_error": "no candidate left to try"}
+    row["cause"], row["peers"] = real_error(row), peers(row)
+    assert what_happens(row, 0) == ("its only attempt failed (peer Sven1964) (last: TimedOut: Transfer timed "
+                                    "out); a new search is made first; the same peer may be offered again")
