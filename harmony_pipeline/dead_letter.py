@@ -64,7 +64,7 @@ def what_happens(row: dict, blocked: int) -> str:
     if not attempts:
         return "no download was ever started; a new search is made first"
     if attempts == 1:
-        first = f"its only attempt failed (peer {tried[0]})" if tried else "its only attempt failed"
+        first = f"its only attempt, with peer {tried[0]}, failed" if tried else "its only attempt failed"
     elif len(tried) == 1:
         first = f"the same peer failed {attempts} times"
     else:

@@ -137,5 +137,5 @@ def test_what_a_requeue_leads_to_for_one_attempt():
     row = {"history": [{"username": "Sven1964", "filename": "a.mp3", "error": "TimedOut: Transfer timed out"}],
            "last_error": "no candidate left to try"}
     row["cause"], row["peers"] = real_error(row), peers(row)
-    assert what_happens(row, 0) == ("its only attempt failed (peer Sven1964) (last: TimedOut: Transfer timed "
-                                    "out); a new search is made first; the same peer may be offered again")
+    assert what_happens(row, 0) == ("its only attempt, with peer Sven1964, failed (last: TimedOut: Transfer "
+                                    "timed out); a new search is made first; the same peer may be offered again")
