@@ -47,7 +47,7 @@ PORT_VARIABLE = "HARMONY_DEMO_PORT"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_WAIT_SECONDS = 10.0  # the watchdog's grace before SIGKILL
 TERM_GRACE_SECONDS = 6.0  # code servers and the daemon finish their shutdown within this, else SIGKILL
-RUN_CANCEL_SECONDS = 5.0
+RUN_CANCEL_SECONDS = 10.0
 # Dagster's own notices about the commands the demo runs (`dagster dev` and `dagster asset materialize`
 # are "superseded" by the separate `dg` tool; `--select *` goes through a beta parameter). Our code's
 # warnings stay visible: the filters name the modules that raise these.

@@ -82,14 +82,15 @@ class RunningDemo:
 
 
 @contextmanager
-def running_demo(tmp_path: Path, *extra: str) -> Iterator[RunningDemo]:
+def running_demo(tmp_path: Path, *extra: str, first_run: bool = False) -> Iterator[RunningDemo]:
     port = free_port_block()
     folder = tmp_path / "demo"
     output = tmp_path / "demo-output.txt"
     env = {**os.environ, "HARMONY_DEMO_PORT": str(port), "HARMONY_DEMO_DIR": str(folder)}
     with output.open("wb") as out:
         # Its own session, as a terminal would give it: the test can clean up whatever happens.
-        process = subprocess.Popen([sys.executable, "-m", "harmony_pipeline.demo", "--no-run", *extra],
+        process = subprocess.Popen([sys.executable, "-m", "harmony_pipeline.demo",
+                                    *([] if first_run else ["--no-run"]), *extra],
                                    cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     running = RunningDemo(process, folder, port, output)
@@ -179,6 +180,41 @@ def test_env_file_reaches_the_demo_and_sigterm_leaves_nothing(tmp_path):
 
         gone = _harmony("--demo", "status", env=_clean_env(HARMONY_DEMO_DIR=str(running.folder)))
         assert gone.returncode == 2 and gone.stderr.strip().startswith("harmony: no demo is running")
+
+
+def test_ctrl_c_during_the_first_run_prints_one_line_and_settles_the_run(tmp_path):
+    with running_demo(tmp_path, first_run=True) as running:
+        pgid = running.group()
+        deadline = time.monotonic() + START_SECONDS
+        while "STEP_START" not in running.text():  # the first materialization is under way
+            assert time.monotonic() < deadline and running.process.poll() is None, running.text()
+            time.sleep(0.5)
+        time.sleep(3)
+        running.process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground group
+        assert running.process.wait(timeout=60) == 128 + signal.SIGINT
+        assert _wait_gone(pgid, 5) == []
+        after = running.text().split("stopping the demo (SIGINT) …", 1)[1].strip().splitlines()
+        assert after == [], after[:20]  # no traceback: the run's dying words go to demo.log only
+
+        from dagster import DagsterInstance, DagsterRunStatus
+
+        home = running.folder / "dagster_home"
+        with DagsterInstance.from_config(str(home)) as instance:
+            first = [run for run in instance.get_runs() if run.job_name == "__ASSET_JOB"]
+            in_flight = {run.run_id for run in instance.get_runs()
+                         if run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED)}
+        # The interrupted first run records how it ended when it manages to within the demo's grace
+        # period; whatever is still "in progress" (it, runs the daemon launched) is settled by the next
+        # start: marked canceled, its pool slots freed.
+        assert len(first) == 1
+        assert first[0].status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED) or first[0].run_id in in_flight
+        from harmony_pipeline.demo import settle_interrupted_runs
+
+        assert set(settle_interrupted_runs(home)) == in_flight
+        with DagsterInstance.from_config(str(home)) as instance:
+            assert not [run for run in instance.get_runs()
+                        if run.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED)]
+            assert instance.event_log_storage.get_concurrency_info("duckdb_writer").active_slot_count == 0
 
 
 def test_sighup_stops_the_demo_like_a_closed_terminal(tmp_path):
