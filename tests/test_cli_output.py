@@ -182,3 +182,21 @@ def test_a_terminal_gets_a_table_sized_to_it(watched):
     assert max(len(line) for line in lines) <= 120
     assert "last error" in text and "Long-Named" in text  # every column shown; long names wrap at words
     assert "0aaaaaaaaaaaaaaaaaaaaa" in text  # the id column is never folded
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`harmony watch list | head -1` on a listing larger than a pipe's buffer."""
+    path = tmp_path / "harmony.duckdb"
+    now = storage.utcnow()
+    with storage.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO watchlist_artists (artist_id, name, source, added_at, priority, paused, with_discography) "
+            "VALUES (?, ?, 'cli', ?, 0, false, false)",
+            [[f"{n:022d}", f"Artist number {n} with a fairly long name", now] for n in range(4000)])
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HARMONY_DATA_DIR": str(tmp_path),
+           "HARMONY_LIBRARY_DIR": str(tmp_path / "library")}
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -m harmony_pipeline.cli watch list | head -1; "
+                                         "exit ${PIPESTATUS[0]}"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("artist\tid\t")
+    assert done.stderr == "" and done.returncode == 141
