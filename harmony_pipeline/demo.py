@@ -383,7 +383,7 @@ def _run_demo(folder: Path, port: int, verbose: bool, first_run: bool) -> int:
         group = ProcessGroup()
         muted = threading.Event()
         run: list[subprocess.Popen] = []
-        log = log_file.open("ab")
+        log = log_file.open("wb")  # this start's output only: the file does not grow without end
         try:
             return _serve(sandbox, folder, group, port, verbose, first_run, muted, run, log)
         except Stop as stop:
