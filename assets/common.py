@@ -30,7 +30,8 @@ def retry_on_short_rate_limit(max_retries: int = 3) -> Iterator[None]:
 
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")[:120]
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= 120 else text[:119] + "…"  # a cut is always marked
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], limit: int = 50) -> str:

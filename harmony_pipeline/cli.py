@@ -6,6 +6,7 @@ turned into one line and exit code 2 here (harmony_pipeline.cli_errors)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ EXAMPLES = """examples:
   harmony dead-letter list                   dead-lettered downloads with their last error
   harmony dead-letter requeue --all          try them again
   harmony sandbox                            start the offline emulators and print their environment
+  harmony --demo status                      the same commands against the running `make demo`
 """
 
 
@@ -46,6 +48,15 @@ def _cmd_spotify_login(args: argparse.Namespace, settings: Settings | None) -> i
     return 0
 
 
+def _use_demo() -> None:
+    from harmony_pipeline.demo import DemoError, use_demo_environment
+
+    try:
+        use_demo_environment()
+    except DemoError as error:
+        raise CommandError(str(error), code=2) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harmony",
@@ -54,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="print only results and errors")
+    parser.add_argument("--demo", action="store_true",
+                        help="act on the running `make demo` (its .demo/env: instance, database, sandbox)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     spotify = commands.add_parser("spotify", help="Spotify account: `harmony spotify login`")
@@ -87,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.demo:
+            _use_demo()
         settings = load_settings() if args.needs_settings else None
         return int(args.handler(args, settings) or 0)
     except SettingsError as error:
@@ -98,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harmony: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harmony … | head`: the reader had enough; no traceback, no flush error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as error:  # every command shares this path (MemoryError is an Exception too)
         line = one_line(error)
         if line is None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from harmony_pipeline import storage
+from harmony_pipeline.listing import is_terminal, print_rows, tab_rows
 from harmony_pipeline.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -36,17 +37,35 @@ if TYPE_CHECKING:
 
 STALE_FACTOR = 2  # a worker is stale after this many intervals without a tick
 DUCKDB_WAIT_SECONDS = 10.0  # a run holding the write lock releases it between statements
-QUEUES = ("wanted", "matching", "downloading", "retry_due", "dead_letter")
+# Queue keys of the JSON object, in display order. `matching` is the old name of `searching`, kept for
+# readers of the JSON (docs/status-json.md); no-match tracks are counted apart, as "no match yet".
+QUEUES = ("wanted", "searching", "downloading", "retry_due", "no_match", "dead_letter")
+JSON_ALIASES = {"matching": "searching"}
+QUEUE_LABELS = {
+    "wanted": ("wanted", "not searched yet"),
+    "searching": ("searching", "search waiting for the Soulseek search budget"),
+    "downloading": ("downloading", "transfers under way in slskd"),
+    "retry_due": ("retry due", "failed downloads whose next attempt is due"),
+    "no_match": ("no match yet", "nothing acceptable found; searched again later"),
+    "dead_letter": ("dead-letter", "gave up: see `harmony dead-letter list`"),
+}
 
+# Plain SQL, one statement per queue, so it can move wherever the acquisition states are defined.
 QUEUE_SQL = {
     "wanted": "SELECT count(*) FROM wanted_tracks w WHERE w.state = 'wanted' "
               "AND NOT EXISTS (SELECT 1 FROM soulseek_matches m WHERE m.wanted_key = w.wanted_key)",
-    "matching": "SELECT count(*) FROM wanted_tracks w JOIN soulseek_matches m USING (wanted_key) "
-                "WHERE w.state = 'wanted' AND m.status IN ('deferred', 'no_match')",
+    "searching": "SELECT count(*) FROM wanted_tracks w JOIN soulseek_matches m USING (wanted_key) "
+                 "WHERE w.state = 'wanted' AND m.status = 'deferred'",
     "downloading": "SELECT count(*) FROM downloads WHERE state = 'downloading'",
     "retry_due": "SELECT count(*) FROM downloads WHERE state = 'retry' AND next_attempt_at <= ?",
+    "no_match": "SELECT count(*) FROM wanted_tracks w JOIN soulseek_matches m USING (wanted_key) "
+                "WHERE w.state = 'wanted' AND m.status = 'no_match'",
     "dead_letter": "SELECT count(*) FROM downloads WHERE state = 'dead_letter'",
 }
+NEXT_SEARCH_SQL = ("SELECT min(m.retry_search_after) FROM wanted_tracks w JOIN soulseek_matches m USING (wanted_key) "
+                   "WHERE w.state = 'wanted' AND m.status = 'no_match'")
+QUEUE_TABLES = {"wanted": {"wanted_tracks", "soulseek_matches"}, "searching": {"wanted_tracks", "soulseek_matches"},
+                "no_match": {"wanted_tracks", "soulseek_matches"}}
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class StatusReport:
     assets: dict[str, datetime | None]
     dagster_home: str | None
     notes: list[str] = field(default_factory=list)
+    next_search_at: datetime | None = None  # the soonest new search of a no-match track
 
     @property
     def problems(self) -> list[str]:
@@ -103,7 +123,8 @@ class StatusReport:
         return {
             "workers": {w.name: {"kind": w.kind, "state": w.state, "last_tick": _iso(w.last_tick)}
                         for w in self.workers},
-            "queues": dict(self.queues),
+            "queues": {**self.queues, **{old: self.queues[new] for old, new in JSON_ALIASES.items()}},
+            "next_search_at": _iso(self.next_search_at),
             "activity": [{"time": _iso(e["time"]), "type": e["type"], "details": e["details"]}
                          for e in self.activity],
             "assets": {key: _iso(time) for key, time in self.assets.items()},
@@ -269,34 +290,40 @@ class DatabaseUnreadable(Exception):
     pass
 
 
-def read_database(path: Path, now: datetime, activity_limit: int) -> tuple[dict[str, int], list[dict]]:
-    """Queue sizes and the newest activity events; zeros when nothing was ever written."""
+def read_database(path: Path, now: datetime, activity_limit: int
+                  ) -> tuple[dict[str, int], list[dict], datetime | None]:
+    """Queue sizes, the newest activity events and the next search of a no-match track; zeros and
+    nothing when nothing was ever written."""
     queues = dict.fromkeys(QUEUES, 0)
     if not path.exists():
-        return queues, []
+        return queues, [], None
     try:
         conn = storage.open_connection(path, read_only=True, wait_seconds=DUCKDB_WAIT_SECONDS)
     except duckdb.Error as error:
         raise DatabaseUnreadable(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+    next_search = None
     try:
         tables = {row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         for name, sql in QUEUE_SQL.items():
-            needed = {"wanted_tracks", "soulseek_matches"} if name in ("wanted", "matching") else {"downloads"}
-            if needed <= tables:
+            if QUEUE_TABLES.get(name, {"downloads"}) <= tables:
                 queues[name] = conn.execute(sql, [now] if "?" in sql else []).fetchone()[0]
+        if {"wanted_tracks", "soulseek_matches"} <= tables:
+            next_search = conn.execute(NEXT_SEARCH_SQL).fetchone()[0]
         activity = storage.recent_activity(conn, activity_limit) if "activity_events" in tables else []
     except duckdb.Error as error:
         raise DatabaseUnreadable(f"cannot read {path}: {str(error).splitlines()[0]}") from None
     finally:
         conn.close()
-    return queues, activity
+    if next_search is not None and next_search.tzinfo is None:
+        next_search = next_search.replace(tzinfo=timezone.utc)
+    return queues, activity, next_search
 
 
 # --- the report -----------------------------------------------------------------------------------
 def collect_status(settings: Settings, instance: DagsterInstance | None, *, now: datetime | None = None,
                    activity_limit: int = 20) -> StatusReport:
     now = now or storage.utcnow()
-    queues, activity = read_database(settings.duckdb_path, now, activity_limit)
+    queues, activity, next_search = read_database(settings.duckdb_path, now, activity_limit)
     notes = [] if settings.duckdb_path.exists() else [f"no database yet at {settings.duckdb_path}"]
     return StatusReport(
         workers=collect_workers(worker_definitions(settings, now), instance, now),
@@ -305,6 +332,7 @@ def collect_status(settings: Settings, instance: DagsterInstance | None, *, now:
         assets=last_materializations(instance, asset_keys(settings)),
         dagster_home=str(instance.root_directory) if instance is not None else None,
         notes=notes,
+        next_search_at=next_search,
     )
 
 
@@ -346,48 +374,76 @@ def _every(seconds: int) -> str:
     return f"{seconds} s"
 
 
+def _details(details: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in details.items())
+
+
+def queue_rows(report: StatusReport, now: datetime) -> list[tuple[str, int, str]]:
+    """(label, count, meaning) of each queue, in the order a track moves through them."""
+    rows = []
+    for name in QUEUES:
+        label, meaning = QUEUE_LABELS[name]
+        if name == "no_match" and report.next_search_at is not None:
+            moment = report.next_search_at
+            meaning = (f"next search at {moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+                       + (" (due now)" if moment <= now else f" (in {_ago(now, moment).removesuffix(' ago')})"))
+        rows.append((label, report.queues[name], meaning))
+    return rows
+
+
 def print_report(report: StatusReport, now: datetime, quiet: bool) -> None:
-    from rich import box
+    """Tables sized to the terminal; piped, one tab-separated record per line whose first field names
+    its section (`worker`, `queue`, `asset`, `activity`, `note`), each section after a `#` header line."""
+    if not is_terminal():
+        _print_records(report, now, quiet)
+        return
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
     console = Console()
-    workers = Table(box=box.SIMPLE_HEAD, title="Workers", title_justify="left")
-    workers.add_column("worker", no_wrap=True)
-    for column in ("kind", "state", "last tick", "every", "note"):
-        workers.add_column(column, no_wrap=column != "note")
-    for w in report.workers:
-        style = STATE_STYLES.get(w.state, "")
-        workers.add_row(w.name, w.kind, f"[{style}]{w.state}[/]", _ago(w.last_tick, now),
-                        _every(w.interval_seconds), w.note)
-    console.print(workers)
-
-    queues = Table(box=box.SIMPLE_HEAD, title="Queues", title_justify="left")
-    for name in QUEUES:
-        queues.add_column(name.replace("_", " "), justify="right")
-    queues.add_row(*[f"[bold red]{report.queues[n]}[/]" if n == "dead_letter" and report.queues[n]
-                     else str(report.queues[n]) for n in QUEUES])
-    console.print(queues)
-
-    assets = Table(box=box.SIMPLE_HEAD, title="Assets", title_justify="left")
-    assets.add_column("asset", no_wrap=True)
-    assets.add_column("last materialized")
-    for key, moment in report.assets.items():
-        assets.add_row(key, f"{_ago(moment, now)}" + (f" ({moment:%Y-%m-%d %H:%M})" if moment else ""))
-    console.print(assets)
-
+    print_rows(["worker", "kind", "state", "last tick", "every", "note"],
+               [(w.name, w.kind, Text(w.state, style=STATE_STYLES.get(w.state, "")), _ago(w.last_tick, now),
+                 _every(w.interval_seconds), w.note) for w in report.workers],
+               title="Workers", no_wrap=["worker", "kind", "state", "last tick", "every"], console=console)
+    print_rows(["queue", "tracks", "meaning"],
+               [(label, Text(str(count), style="bold red" if label == "dead-letter" and count else ""), meaning)
+                for label, count, meaning in queue_rows(report, now)],
+               title="Queues", no_wrap=["queue", "tracks"], console=console)
+    print_rows(["asset", "last materialized"],
+               [(key, _ago(moment, now) + (f" ({moment:%Y-%m-%d %H:%M})" if moment else ""))
+                for key, moment in report.assets.items()],
+               title="Assets", no_wrap=["asset"], console=console)
     if report.activity and not quiet:
-        activity = Table(box=box.SIMPLE_HEAD, title="Recent activity", title_justify="left")
-        for column in ("time", "type", "details"):
-            activity.add_column(column)
-        for event in report.activity:
-            details = ", ".join(f"{k}={v}" for k, v in event["details"].items())
-            activity.add_row(f"{event['time']:%Y-%m-%d %H:%M:%S}", event["type"], details[:100])
-        console.print(activity)
+        print_rows(["time", "type", "details"],
+                   [(f"{e['time']:%Y-%m-%d %H:%M:%S}", e["type"], _details(e["details"])) for e in report.activity],
+                   title="Recent activity", no_wrap=["time", "type"], ellipsis=["details"], console=console)
     if not quiet:
         for note in report.notes:
-            console.print(f"[dim]{note}[/]")
-        console.print(f"[dim]Dagster instance: {report.dagster_home or 'none (DAGSTER_HOME not set)'}[/]")
+            console.print(Text(note, style="dim"))
+        console.print(Text(f"Dagster instance: {report.dagster_home or 'none (DAGSTER_HOME not set)'}", style="dim"))
+
+
+def _print_records(report: StatusReport, now: datetime, quiet: bool) -> None:
+    sections = [
+        (["worker", "name", "kind", "state", "last_tick", "every_seconds", "note"],
+         [("worker", w.name, w.kind, w.state, _iso(w.last_tick) or "", w.interval_seconds, w.note)
+          for w in report.workers]),
+        (["queue", "name", "tracks", "meaning"],
+         [("queue", label, count, meaning) for label, count, meaning in queue_rows(report, now)]),
+        (["asset", "name", "last_materialized"],
+         [("asset", key, _iso(moment) or "") for key, moment in report.assets.items()]),
+    ]
+    if not quiet:
+        sections.append((["activity", "time", "type", "details"],
+                         [("activity", _iso(e["time"]), e["type"], _details(e["details"])) for e in report.activity]))
+        sections.append((["note", "text"],
+                         [("note", note) for note in report.notes]
+                         + [("note", f"Dagster instance: {report.dagster_home or 'none (DAGSTER_HOME not set)'}")]))
+    for columns, rows in sections:
+        lines = tab_rows(columns, rows)
+        print("# " + lines[0])
+        for line in lines[1:]:
+            print(line)
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -414,10 +470,11 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print_report(report, now, args.quiet)
         if report.problems:
             from rich.console import Console
+            from rich.text import Text
 
-            err = Console(stderr=True)
+            err = Console(stderr=True, soft_wrap=True)  # one line per problem, piped or not
             for problem in report.problems:
-                err.print(f"[bold red]attention:[/] {problem}")
+                err.print(Text.assemble(("attention:", "bold red"), f" {problem}"))
     return report.exit_code
 
 

@@ -5,7 +5,8 @@
     harmony watch remove ARTIST
     harmony watch list [--json]
 
-ARTIST is an id, URI or open.spotify.com URL. `add` asks Spotify for the artist first (one GET
+ARTIST is an id, URI or open.spotify.com URL; `set` and `remove` also take the name `watch list` shows
+(a name several watched artists share is refused, listing them). `add` asks Spotify for the artist first (one GET
 /artists/{id}), so a mistyped id is refused instead of failing every check.
 """
 
@@ -85,21 +86,31 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _watched_artist(conn, settings: Settings, artist_id: str) -> dict:
-    """The artist's row (env artists synced first), or a one-line error when it is not watched."""
+def _watched_artist(conn, settings: Settings, text: str) -> dict:
+    """The watched artist named by an id, URI, URL or its name (env artists synced first), or a one-line
+    error when it is not watched or the name fits several."""
+    from harmony_pipeline.listing import Ambiguous, find_by_name
+
     rules.sync_env_artists(conn, settings.watchlist, storage.utcnow())
-    row = rules.get_artist(conn, artist_id)
+    try:
+        row = rules.get_artist(conn, parse_spotify_id(text, "artist"))
+    except ValueError:
+        row = None
     if row is None:
-        raise _command_error(f"{artist_id} is not on the watchlist")
+        try:
+            row = find_by_name(text, rules.load_artists(conn), "artist_id", ["name"])
+        except Ambiguous as error:
+            raise _command_error(str(error)) from None
+    if row is None:
+        raise _command_error(f"{text} is not on the watchlist (see `harmony watch list`)")
     return row
 
 
 def cmd_set(args: argparse.Namespace, settings: Settings) -> int:
     if args.priority is None and args.paused is None:
         raise _command_error("nothing to change: give --priority N, --pause or --resume")
-    artist_id = _artist_id(args.artist)
     with storage.connect(settings.duckdb_path) as conn, storage.transaction(conn):
-        _watched_artist(conn, settings, artist_id)
+        artist_id = _watched_artist(conn, settings, args.artist)["artist_id"]
         if args.priority is not None:
             conn.execute("UPDATE watchlist_artists SET priority = ? WHERE artist_id = ?", [args.priority, artist_id])
         if args.paused is not None:
@@ -110,9 +121,9 @@ def cmd_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
-    artist_id = _artist_id(args.artist)
     with storage.connect(settings.duckdb_path) as conn, storage.transaction(conn):
-        row = _watched_artist(conn, settings, artist_id)
+        row = _watched_artist(conn, settings, args.artist)
+        artist_id = row["artist_id"]
         if row["source"] == "env":
             raise _command_error(f"{_label(row)} comes from HARMONY_WATCHLIST; remove it there")
         rules.remove_artist(conn, artist_id)
@@ -134,16 +145,13 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if not artists:
         _echo(args, "the watchlist is empty: `harmony watch add ARTIST`")
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from harmony_pipeline.listing import print_rows
 
-    table = Table("artist", "id", "source", "priority", "state", "last check", "next due", "new releases", "last error")
-    for a in artists:
-        table.add_row(a["name"] or "?", a["artist_id"], a["source"], str(a["priority"]),
-                      "paused" if a["paused"] else "active", _when(a["last_checked_at"]),
-                      "-" if a["paused"] else _when(a["next_due_at"], "now"), str(counts.get(a["artist_id"], 0)),
-                      a["last_error"] or "")
-    Console().print(table)
+    print_rows(["artist", "id", "source", "priority", "state", "last check", "next due", "new", "last error"],
+               [(a["name"] or "?", a["artist_id"], a["source"], a["priority"], "paused" if a["paused"] else "active",
+                 _when(a["last_checked_at"]), "-" if a["paused"] else _when(a["next_due_at"], "now"),
+                 counts.get(a["artist_id"], 0), a["last_error"] or "") for a in artists],
+               no_wrap=["id"])
     return 0
 
 
@@ -164,7 +172,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=cmd_add, needs_settings=True)
 
     change = actions.add_parser("set", help="change an artist's priority or pause it")
-    change.add_argument("artist")
+    change.add_argument("artist", help="id, URI, URL or the name `watch list` shows")
     change.add_argument("--priority", type=int, default=None)
     state = change.add_mutually_exclusive_group()
     state.add_argument("--pause", dest="paused", action="store_const", const=True, default=None)
@@ -172,7 +180,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     change.set_defaults(handler=cmd_set, needs_settings=True)
 
     remove = actions.add_parser("remove", help="stop watching an artist (its releases are forgotten)")
-    remove.add_argument("artist")
+    remove.add_argument("artist", help="id, URI, URL or the name `watch list` shows")
     remove.set_defaults(handler=cmd_remove, needs_settings=True)
 
     listing = actions.add_parser("list", help="watched artists with their last and next check")

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import types
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -167,9 +167,10 @@ def _seed_queues(path: Path) -> None:
             for n, state in enumerate(["wanted"] * 6 + ["in_library"])
         ]
         storage.upsert(conn, "wanted_tracks", wanted, key=["wanted_key"])
-        matches = [{"wanted_key": "key:0", "status": "deferred", "decided_at": now},
-                   {"wanted_key": "key:1", "status": "no_match", "decided_at": now},
-                   {"wanted_key": "key:2", "status": "matched", "decided_at": now}]
+        matches = [{"wanted_key": "key:0", "status": "deferred", "decided_at": now, "retry_search_after": now},
+                   {"wanted_key": "key:1", "status": "no_match", "decided_at": now,
+                    "retry_search_after": now + timedelta(hours=6)},
+                   {"wanted_key": "key:2", "status": "matched", "decided_at": now, "retry_search_after": None}]
         storage.upsert(conn, "soulseek_matches", matches, key=["wanted_key"])
         downloads = [
             ("key:2", "downloading", None), ("key:3", "retry", now - timedelta(minutes=1)),
@@ -188,7 +189,10 @@ def test_queue_sizes_and_activity_from_duckdb(data_env, instance):
     _seed_queues(data_env)
     report = collect_status(load_settings(), instance)
     # key:3..5 have no match row yet: they count as wanted (not searched) besides their downloads.
-    assert report.queues == {"wanted": 3, "matching": 2, "downloading": 1, "retry_due": 1, "dead_letter": 1}
+    # The no-match track is not "searching": it waits for its next search, shown with its time.
+    assert report.queues == {"wanted": 3, "searching": 1, "downloading": 1, "retry_due": 1, "no_match": 1,
+                             "dead_letter": 1}
+    assert abs((report.next_search_at - storage.utcnow()).total_seconds() - 6 * 3600) < 60
     assert [e["type"] for e in report.activity] == ["download_dead_lettered", "sync_completed"]
     assert report.activity[1]["details"] == {"playlist": "Road trip", "added": 3}
     assert any("dead-lettered" in p for p in report.problems)
@@ -199,18 +203,18 @@ def test_json_object_schema_and_exit_code(data_env, instance, capsys):
     instance.report_runless_asset_event(AssetMaterialization("spotify_playlists"))
     code, out, err = _run_status(capsys, "--json")
     report = json.loads(out)
-    assert set(report) == {"workers", "queues", "activity", "assets"}
+    # The four documented keys stay; keys are only ever added (docs/status-json.md).
+    assert set(report) == {"workers", "queues", "activity", "assets", "next_search_at"}
+    assert datetime.fromisoformat(report["next_search_at"]).tzinfo is not None
     assert report["workers"]
     for worker in report["workers"].values():
         assert set(worker) == {"kind", "state", "last_tick"}
         assert worker["kind"] in {"sensor", "schedule"} and worker["state"] in WORKER_STATES
         assert worker["last_tick"] is None or isinstance(worker["last_tick"], str)
-    assert set(report["queues"]) == {"wanted", "matching", "downloading", "retry_due", "dead_letter"}
-    assert all(isinstance(v, int) for v in report["queues"].values())
+    assert report["queues"] == {"wanted": 3, "searching": 1, "matching": 1, "downloading": 1, "retry_due": 1,
+                                "no_match": 1, "dead_letter": 1}  # `matching`: the old name of `searching`
     event = report["activity"][0]
     assert set(event) == {"time", "type", "details"} and isinstance(event["details"], dict)
-    from datetime import datetime
-
     assert datetime.fromisoformat(event["time"]).tzinfo is not None
     assert datetime.fromisoformat(report["assets"]["spotify_playlists"]).tzinfo is not None
     assert report["assets"]["library_tracks"] is None
@@ -221,7 +225,67 @@ def test_healthy_exit_zero_when_workers_are_stopped_and_nothing_dead(data_env, i
     monkeypatch.setenv("HARMONY_DISABLE_WORKERS", "1")
     code, out, err = _run_status(capsys)
     assert code == 0, err
-    assert "Workers" in out and "stopped" in out and "Queues" in out
+    records = _records(out)
+    assert records["worker"] and {r["state"] for r in records["worker"]} == {"stopped"}
+    assert [r["name"] for r in records["queue"]] == ["wanted", "searching", "downloading", "retry due",
+                                                     "no match yet", "dead-letter"]
+
+
+def _records(out: str) -> dict[str, list[dict[str, str]]]:
+    """Piped `harmony status` read back: `# section\tcolumn…` headers, then tab-separated records."""
+    found: dict[str, list[dict[str, str]]] = {}
+    columns: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        if line.startswith("# "):
+            header = line[2:].split("\t")
+            columns[header[0]] = header
+            found[header[0]] = []
+            continue
+        fields = line.split("\t")
+        assert len(fields) == len(columns[fields[0]]), line
+        found[fields[0]].append(dict(zip(columns[fields[0]], fields)))
+    return found
+
+
+def test_piped_status_is_one_full_record_per_line(data_env, instance, capsys):
+    _seed_queues(data_env)
+    long_playlist = "A playlist name far longer than any terminal line would ever hold " * 3
+    with storage.connect(data_env) as conn:
+        storage.record_activity(conn, "sync_completed", {"playlist": long_playlist, "added": 1})
+    code, out, err = _run_status(capsys)
+    records = _records(out)
+    queues = {r["name"]: (int(r["tracks"]), r["meaning"]) for r in records["queue"]}
+    assert queues["searching"][0] == 1 and queues["no match yet"][0] == 1
+    assert queues["no match yet"][1].startswith("next search at ") and "(in 5 h" in queues["no match yet"][1]
+    newest = records["activity"][0]
+    assert newest["details"] == f"playlist={long_playlist}, added=1"  # whole, not cut, no "…"
+    assert {r["name"] for r in records["asset"]} >= {"spotify_playlists", "library_tracks"}
+    assert "attention: 1 download(s) dead-lettered" in err and code == 1
+    assert err.splitlines()[-1] == "attention: 1 download(s) dead-lettered: see `harmony dead-letter list`"
+
+
+def test_terminal_status_fits_the_width_and_marks_cuts(data_env, instance):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from harmony_pipeline.status import print_report
+
+    _seed_queues(data_env)
+    with storage.connect(data_env) as conn:
+        storage.record_activity(conn, "sync_completed", {"playlist": "x" * 300})
+    report = collect_status(load_settings(), instance)
+    screen = StringIO()
+    console = Console(file=screen, width=100, force_terminal=True, color_system=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("harmony_pipeline.status.is_terminal", lambda *a: True)
+        patch.setattr("rich.console.Console", lambda *a, **k: console)
+        print_report(report, storage.utcnow(), quiet=False)
+    lines = screen.getvalue().splitlines()
+    assert lines and max(len(line) for line in lines) <= 100
+    cut = next(line for line in lines if "playlist=xxx" in line)
+    assert cut.rstrip().endswith("…")
+    assert "no match yet" in screen.getvalue() and "matching" not in screen.getvalue()
 
 
 @pytest.mark.parametrize(("disabled", "default_state"), [("", "stale"), ("1", "stopped")])

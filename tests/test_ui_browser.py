@@ -74,8 +74,10 @@ def ui(tmp_path_factory) -> Iterator[UI]:
         dagster_home = prepare_dagster_home(root / "dagster_home")
         _materialize_history(env, dagster_home)
         with webserver(env, dagster_home, root / "webserver.log") as base_url:
-            # The first-visit community dialog would cover the page: mark it seen for this instance.
-            assert graphql(base_url, "mutation { setNuxSeen }")["setNuxSeen"] is True
+            # A fresh instance: nobody dismissed the community dialog; dagster.yaml (`nux: enabled: false`)
+            # keeps it away, as on a new user's `make demo`.
+            assert graphql(base_url, "{ shouldShowNux }")["shouldShowNux"] is False
+            assert not (dagster_home / ".nux").exists()
             yield UI(base_url, env, load_settings(env))
 
 
@@ -83,6 +85,8 @@ def ui(tmp_path_factory) -> Iterator[UI]:
 EXPECTED_GROUPS, EXPECTED_DEPENDENCIES = design_graph(artwork=True, lyrics=True)
 
 
+NEWEST_MATERIALIZATION = """query($path: [String!]!) { assetOrError(assetKey: {path: $path}) {
+  ... on Asset { assetMaterializations(limit: 1) { runId } } } }"""
 ASSET_NODES = """{ assetNodes { assetKey { path } dependencyKeys { path } groupName } }"""
 WORKERS = """{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
   ... on RepositoryLocation { repositories { name
@@ -141,10 +145,18 @@ def _open(page, url: str) -> None:
     page.get_by_role("navigation").first.wait_for()
 
 
+def _no_dialog(page) -> None:
+    """Nothing covers the page: no open dialog, no community invitation."""
+    page.wait_for_timeout(1500)  # the invitation, when enabled, opens right after the first render
+    assert page.get_by_role("dialog").count() == 0
+    assert page.get_by_text("Join the Dagster community").count() == 0
+
+
 def test_lineage_shows_every_group(ui, page, tmp_path):
     _open(page, f"{ui.base_url}/asset-groups")
     for group in sorted(set(EXPECTED_GROUPS.values())):
         page.get_by_text(group, exact=True).first.wait_for()
+    _no_dialog(page)
     page.keyboard.press("Alt+e")  # "Expand all groups"; the choice is kept, the reload fits the graph
     page.reload()
     for asset in EXPECTED_GROUPS:
@@ -173,3 +185,31 @@ def test_cover_preview(ui, page, tmp_path):
     page.locator("img[src^='data:image']").first.wait_for()
     page.wait_for_timeout(1000)
     page.screenshot(path=_screenshot_dir(tmp_path) / "track_artwork_cover_preview.png", full_page=True)
+
+
+def test_newest_soulseek_matches_shows_the_decisions_table(ui, page, tmp_path):
+    import duckdb
+
+    with duckdb.connect(str(ui.settings.duckdb_path), read_only=True) as conn:
+        decided = conn.execute(
+            "SELECT w.artist || ' – ' || w.title, m.status FROM soulseek_matches m JOIN wanted_tracks w "
+            "USING (wanted_key) ORDER BY m.decided_at DESC, w.artist, w.title").fetchall()
+    assert decided, "the history run decided nothing"
+    newest = graphql(ui.base_url, NEWEST_MATERIALIZATION, {"path": ["soulseek_matches"]})
+    run_id = newest["assetOrError"]["assetMaterializations"][0]["runId"]
+    _open(page, f"{ui.base_url}/assets/soulseek_matches?view=events")
+    _no_dialog(page)
+    page.get_by_text(f"Materialized in run {run_id[:8]}").first.wait_for()  # the newest event is the one shown
+    # The decisions table is rendered inline in the metadata (short markdown is not behind a dialog).
+    table = page.locator("table").filter(has=page.locator("th", has_text="decision")).last
+    table.wait_for()
+    headers = [h.strip() for h in table.locator("th").all_inner_texts()]
+    assert headers == ["track", "decision", "score", "file", "reasons"]
+    rows = table.locator("tbody tr")
+    assert rows.count() == len(decided)
+    first_track, first_status = decided[0]
+    row = table.locator("tr", has=page.get_by_text(first_track, exact=True)).first
+    row.wait_for()
+    assert first_status in row.inner_text()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=_screenshot_dir(tmp_path) / "soulseek_matches_decisions.png", full_page=True)

@@ -130,4 +130,7 @@ def run_forever(
             sys.stdout.flush()
         else:
             Path(env_file).write_text(lines, encoding="utf-8")
+            # Without this line the command looks hung: say where the environment went and that it serves.
+            print(f"wrote the sandbox environment to {env_file} (`. {env_file}` to use it); "
+                  f"serving {len(sandbox.servers)} emulators until Ctrl-C or SIGTERM", flush=True)
         stop_requested.wait()
