@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from harmony_pipeline import storage
+from harmony_pipeline.acquisition_state import requeue_dead_letters
 from harmony_pipeline.listing import Ambiguous, find_by_name, is_terminal, print_rows
 
 BOOKKEEPING_ERRORS = {"no candidate left to try"}
@@ -81,23 +82,13 @@ def what_happens(row: dict, blocked: int) -> str:
 def requeue(database_path: Path, keys: list[str] | None) -> list[str]:
     """Requeue the given dead-lettered tracks (all of them when `keys` is None); returns those requeued."""
     with storage.connect(database_path) as conn, storage.transaction(conn):
-        dead = [k for (k,) in conn.execute("SELECT wanted_key FROM downloads WHERE state = 'dead_letter'").fetchall()]
-        chosen = dead if keys is None else [k for k in keys if k in dead]
-        for key in chosen:
-            queries = conn.execute("SELECT queries FROM soulseek_matches WHERE wanted_key = ?", [key]).fetchone()
-            for query in (queries[0] or []) if queries else []:
-                conn.execute("DELETE FROM search_cache WHERE query = ?", [query])
-            conn.execute("DELETE FROM soulseek_matches WHERE wanted_key = ?", [key])
-            conn.execute("DELETE FROM downloads WHERE wanted_key = ?", [key])
-            conn.execute("UPDATE wanted_tracks SET state = 'wanted', updated_at = ? WHERE wanted_key = ?",
-                         [storage.utcnow(), key])
-            storage.record_activity(conn, "download_requeued", {"track": key})
-    return chosen
+        done = requeue_dead_letters(conn, keys)
+    return [row["wanted_key"] for row in done]
 
 
 def resolve(rows: list[dict], texts: list[str]) -> list[dict]:
     """The dead-lettered rows named by ids or names ("Artist – Title" or the title); every text must fit."""
-    from harmony_pipeline.cli import CommandError
+    from harmony_pipeline.cli_errors import CommandError
 
     chosen, unknown = [], []
     for text in texts:
@@ -145,7 +136,7 @@ def _cmd_list(args: argparse.Namespace, settings) -> int:
 
 
 def _cmd_requeue(args: argparse.Namespace, settings) -> int:
-    from harmony_pipeline.cli import CommandError
+    from harmony_pipeline.cli_errors import CommandError
 
     if not args.all and not args.ids:
         raise CommandError("name the tracks to requeue (IDs or names from `harmony dead-letter list`) "

@@ -55,8 +55,10 @@ QUEUE_SQL = {
     "wanted": "SELECT count(*) FROM wanted_tracks w WHERE w.state = 'wanted' "
               "AND NOT EXISTS (SELECT 1 FROM soulseek_matches m WHERE m.wanted_key = w.wanted_key)",
     "searching": "SELECT count(*) FROM wanted_tracks w JOIN soulseek_matches m USING (wanted_key) "
-                 "WHERE w.state = 'wanted' AND m.status = 'deferred'",
-    "downloading": "SELECT count(*) FROM downloads WHERE state = 'downloading'",
+                 "WHERE w.state = 'wanted' AND m.status IN ('searching', 'deferred')",
+    # From the claim before slskd has the transfer to the file's move into the library.
+    "downloading": "SELECT count(*) FROM downloads WHERE state IN ('enqueuing', 'downloading', 'succeeded', "
+                   "'importing')",
     "retry_due": "SELECT count(*) FROM downloads WHERE state = 'retry' AND next_attempt_at <= ?",
     "no_match": "SELECT count(*) FROM wanted_tracks w JOIN soulseek_matches m USING (wanted_key) "
                 "WHERE w.state = 'wanted' AND m.status = 'no_match'",
@@ -338,7 +340,7 @@ def collect_status(settings: Settings, instance: DagsterInstance | None, *, now:
 
 def open_instance() -> DagsterInstance | None:
     """The instance under DAGSTER_HOME, or None when it is not set."""
-    from harmony_pipeline.cli import CommandError
+    from harmony_pipeline.cli_errors import CommandError
 
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home:
@@ -447,7 +449,7 @@ def _print_records(report: StatusReport, now: datetime, quiet: bool) -> None:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from harmony_pipeline.cli import CommandError
+    from harmony_pipeline.cli_errors import CommandError
 
     instance = open_instance()
     now = storage.utcnow()

@@ -23,7 +23,7 @@ from harmony_pipeline.spotify_ids import parse_spotify_id
 
 
 def _command_error(message: str) -> Exception:
-    from harmony_pipeline.cli import CommandError
+    from harmony_pipeline.cli_errors import CommandError
 
     return CommandError(message)
 
