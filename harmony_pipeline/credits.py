@@ -35,20 +35,31 @@ class Credits:
     label: str = ""
 
 
+def _dicts(value: Any) -> list[dict]:
+    """The objects of a list in an answer; a field of the wrong type reads as empty."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _object(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def extract_credits(recording: Json, release: Json | None = None, max_genres: int = MAX_GENRES) -> Credits:
-    """Credits of one recording, completed by its release when the recording lacks them."""
+    """Credits of one recording, completed by its release when the recording lacks them. Parts of an
+    answer of the wrong type (a null list, a string for an object) read as absent."""
+    recording, release = _object(recording), (_object(release) if release is not None else None)
     work_relations = [
         work_relation
-        for relation in recording.get("relations", [])
+        for relation in _dicts(recording.get("relations"))
         if relation.get("target-type") == "work" and relation.get("type") == "performance"
-        for work_relation in (relation.get("work") or {}).get("relations", [])
+        for work_relation in _dicts(_object(relation.get("work")).get("relations"))
     ]
-    producers = _producers(recording.get("relations", []))
+    producers = _producers(_dicts(recording.get("relations")))
     if not producers and release is not None:
-        producers = _producers(release.get("relations", []))
+        producers = _producers(_dicts(release.get("relations")))
     genre_sources = [recording]
     if release is not None:
-        genre_sources += [release, release.get("release-group") or {}]
+        genre_sources += [release, _object(release.get("release-group"))]
     return Credits(
         composers=_artist_names(work_relations, COMPOSER_TYPES),
         lyricists=_artist_names(work_relations, LYRICIST_TYPES),
@@ -67,9 +78,15 @@ def extract_genres(entities: list[Json], max_genres: int = MAX_GENRES) -> list[s
     names: list[str] = []
     for key in ("genres", "tags"):
         for entity in entities:
-            voted = [item for item in entity.get(key) or [] if item.get("count", 0) > 0 and item.get("name")]
-            names += [item["name"] for item in sorted(voted, key=lambda item: -item["count"])]
+            voted = [item for item in _dicts(_object(entity).get(key))
+                     if _count(item) > 0 and isinstance(item.get("name"), str) and item["name"]]
+            names += [item["name"] for item in sorted(voted, key=lambda item: -_count(item))]
     return _unique(names, key=str.casefold)[:max_genres]
+
+
+def _count(item: dict) -> int:
+    count = item.get("count", 0)
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
 
 
 def choose_recording(isrc_lookup: Json, duration_ms: int | None, artist: str) -> Json | None:
@@ -119,25 +136,28 @@ def choose_release(recording: Json, release_date: str | None, upc: str | None) -
 
 def _producers(relations: list[Json]) -> list[str]:
     # Executive producers are a business role, not the person who produced the sound.
-    producing = [relation for relation in relations if "executive" not in relation.get("attributes", [])]
+    producing = [relation for relation in relations
+                 if "executive" not in (relation.get("attributes") if isinstance(relation.get("attributes"), list)
+                                        else [])]
     return _artist_names(producing, (PRODUCER_TYPE,))
 
 
 def _artist_names(relations: list[Json], types: tuple[str, ...]) -> list[str]:
-    names = [
-        relation.get("target-credit") or relation["artist"]["name"]
-        for relation in relations
-        if relation.get("target-type") == "artist"
-        and relation.get("type") in types
-        and relation.get("artist")
-    ]
+    names = []
+    for relation in relations:
+        if relation.get("target-type") != "artist" or relation.get("type") not in types:
+            continue
+        credited = relation.get("target-credit")
+        name = credited if isinstance(credited, str) and credited else _object(relation.get("artist")).get("name")
+        if isinstance(name, str) and name:
+            names.append(name)
     return _unique(names)
 
 
 def _label(release: Json) -> str:
-    for info in release.get("label-info") or []:
-        label = info.get("label") or {}
-        if label.get("name") and label.get("id") != NO_LABEL_ID:
+    for info in _dicts(release.get("label-info")):
+        label = _object(info.get("label"))
+        if isinstance(label.get("name"), str) and label["name"] and label.get("id") != NO_LABEL_ID:
             return label["name"]
     return ""
 

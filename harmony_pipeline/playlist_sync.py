@@ -45,37 +45,57 @@ class PlaylistDiff:
         return bool(self.added or self.removed or self.revived)
 
 
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _names(people: Any) -> list[str]:
+    """The names of a list of artist objects; anything malformed in it is left out."""
+    return [p["name"] for p in people if isinstance(p, dict) and _text(p.get("name"))] \
+        if isinstance(people, list) else []
+
+
 def track_from_item(item: dict[str, Any], position: int) -> PlaylistTrack | None:
-    """One playlist item as a track, or None for local files, episodes and unavailable items.
+    """One playlist item as a track, or None for local files, episodes, unavailable items and answers
+    too malformed to name a track (a field of the wrong type reads as absent).
 
     The 2026 API puts the track under `item`; older answers use `track`.
     """
+    item = _dict(item)
     track = item.get("item") if item.get("item") is not None else item.get("track")
     if not isinstance(track, dict):
         return None
-    if item.get("is_local") or track.get("is_local") or not track.get("id"):
+    if item.get("is_local") or track.get("is_local") or not _text(track.get("id")):
         return None
     if track.get("type", "track") != "track":
         return None
-    artists = tuple(a.get("name", "") for a in track.get("artists") or [] if a.get("name"))
-    album = track.get("album") or {}
-    album_artists = [a.get("name") for a in album.get("artists") or [] if a.get("name")]
+    artists = tuple(_names(track.get("artists")))
+    album = _dict(track.get("album"))
+    album_artists = _names(album.get("artists"))
     return PlaylistTrack(
         spotify_track_id=track["id"],
         position=position,
-        title=track.get("name") or "",
+        title=_text(track.get("name")) or "",
         artist=artists[0] if artists else "",
         artists=artists,
-        album=album.get("name"),
-        album_id=album.get("id"),
+        album=_text(album.get("name")),
+        album_id=_text(album.get("id")),
         album_artist=album_artists[0] if album_artists else (artists[0] if artists else None),
-        isrc=(track.get("external_ids") or {}).get("isrc"),
-        track_number=track.get("track_number"),
-        disc_number=track.get("disc_number"),
-        album_total_tracks=album.get("total_tracks"),
-        release_date=album.get("release_date"),
-        duration_ms=track.get("duration_ms"),
-        added_at=item.get("added_at"),
+        isrc=_text(_dict(track.get("external_ids")).get("isrc")),
+        track_number=_number(track.get("track_number")),
+        disc_number=_number(track.get("disc_number")),
+        album_total_tracks=_number(album.get("total_tracks")),
+        release_date=_text(album.get("release_date")),
+        duration_ms=_number(track.get("duration_ms")),
+        added_at=_text(item.get("added_at")),
     )
 
 

@@ -73,9 +73,6 @@ SPOTIFY_TRACK = answer({
                      "artists": st.lists(SPOTIFY_ARTIST, max_size=2)})})
 
 
-@pytest.mark.xfail(strict=True, reason="found by this test, not fixed here (playlist_sync.py is not this branch's): "
-                   "track_from_item raises AttributeError when `artists` or `album` holds strings or lists; "
-                   "backfill catches it per item, playlist sync does not")
 @FAST
 @given(st.sampled_from(["item", "track"]), SPOTIFY_TRACK, st.integers(0, 10**6))
 def test_spotify_items_are_read_or_skipped(key, track, position):
@@ -91,8 +88,6 @@ MB_RECORDING = answer({"relations": st.lists(MB_RELATION, max_size=3),
                        "tags": st.lists(answer({"name": TEXT, "count": st.integers()}), max_size=3)})
 
 
-@pytest.mark.xfail(strict=True, reason="found by this test, not fixed here (credits.py is not this branch's): "
-                   "extract_credits raises AttributeError/TypeError on null or wrongly typed relations, genres, tags")
 @FAST
 @given(MB_RECORDING, st.none() | MB_RECORDING)
 def test_musicbrainz_recordings_give_credits(recording, release):
