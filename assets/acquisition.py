@@ -20,6 +20,7 @@ from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
+from harmony_pipeline.library_scan import adopted_keys
 from harmony_pipeline.soulseek_search import SearchSession, album_query_for, decide_match, group_by_album
 from harmony_pipeline.spotify_cache import SpotifyCache
 from resources.acoustid import AcoustIdResource
@@ -41,7 +42,8 @@ def _existing_tables(conn) -> set[str]:
 
 @asset(
     group_name="catalog",
-    deps=[AssetKey("playlist_tracks"), AssetKey("backfilled_tracks"), AssetKey("artist_releases")],
+    deps=[AssetKey("playlist_tracks"), AssetKey("backfilled_tracks"), AssetKey("artist_releases"),
+          AssetKey("library_scan")],
     output_required=False,
     description="Every demanded track not yet in the library, identified by ISRC or artist + title + duration.",
 )
@@ -58,6 +60,7 @@ def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pip
         demand_rows = [r for r in demand_rows if not r["source"].startswith("playlist:") or r["source"] in synced]
         demanded = merge_demand(demand_rows)
         keys = library_keys(storage.fetch_dicts(conn, "SELECT * FROM library_tracks"))
+        keys |= adopted_keys(conn, demanded.values())  # files the user already has (library_scan)
         previous = {r["wanted_key"]: r for r in storage.fetch_dicts(conn, "SELECT * FROM wanted_tracks")}
 
         rows, newly_wanted = [], []

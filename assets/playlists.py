@@ -264,6 +264,6 @@ def wiring(settings, workers):
     from sensors.schedules import playlist_sync_job, playlist_sync_schedule
 
     job = playlist_sync_job(
-        AssetSelection.assets("wanted_tracks", "soulseek_matches", "downloads", "library_tracks"))
+        AssetSelection.assets("library_scan", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"))
     return Wiring(assets=[spotify_playlists, playlist_tracks], jobs=[job],
                   schedules=[playlist_sync_schedule(job, workers.schedule_status)])

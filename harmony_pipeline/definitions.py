@@ -22,9 +22,9 @@ from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
 from resources.spotify import SpotifyResource
 
-from assets import acquisition, checks, enrichment, ingest, playlists, watchlist
+from assets import acquisition, checks, enrichment, ingest, library, playlists, watchlist
 
-CONCERN_MODULES = (playlists, ingest, watchlist, acquisition, enrichment, checks)
+CONCERN_MODULES = (playlists, ingest, watchlist, acquisition, enrichment, library, checks)
 
 log = logging.getLogger("harmony_pipeline")
 if not log.handlers:  # the summary must show in `dagster dev` output and code-server logs
@@ -60,6 +60,8 @@ def build_resources(settings: Settings) -> dict:
             path_template=settings.path_template,
             downloads_dir=str(settings.slskd_downloads_dir) if settings.slskd_downloads_dir else None,
             remote_downloads_dir=settings.slskd_remote_downloads_dir,
+            extra_library_dirs=[str(d) for d in settings.extra_library_dirs],
+            playlist_dir=str(settings.playlist_files_dir),
         ),
         "spotify": SpotifyResource(
             client_id=_secret("SPOTIFY_CLIENT_ID"),

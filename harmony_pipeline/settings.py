@@ -61,6 +61,8 @@ class Settings:
     sensor_interval_seconds: int
     slskd_search_limit: SearchLimit
     acoustid_url: str = "https://api.acoustid.org"
+    extra_library_dirs: tuple[Path, ...] = ()  # scanned, never written
+    playlist_dir: Path | None = None  # the .m3u8 files; None: <library>/Playlists
     # Secrets: excluded from repr and from describe().
     spotify_client_id: str | None = field(default=None, repr=False)
     spotify_client_secret: str | None = field(default=None, repr=False)
@@ -79,6 +81,10 @@ class Settings:
     @property
     def artwork_cache_dir(self) -> Path:
         return self.data_dir / "artwork"
+
+    @property
+    def playlist_files_dir(self) -> Path:
+        return self.playlist_dir or self.library_dir / "Playlists"
 
     @property
     def quarantine_dir(self) -> Path:
@@ -193,11 +199,27 @@ def _path_template(env: Mapping[str, str], name: str) -> str:
     return template
 
 
+def _folder_list(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
+    """Absolute folders separated by ':' (as in PATH); each must be an existing folder."""
+    raw = _text(env, name, "") or ""
+    folders: list[Path] = []
+    for part in raw.split(os.pathsep):
+        if not part.strip():
+            continue
+        folder = Path(part.strip()).expanduser().absolute()
+        if not folder.is_dir():
+            raise SettingsError(f"{name}: {part.strip()!r} is not a folder (list folders separated by '{os.pathsep}')")
+        if folder not in folders:
+            folders.append(folder)
+    return tuple(folders)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the whole configuration; raises SettingsError naming the bad variable."""
     env = os.environ if env is None else env
     data_dir = Path(_text(env, "HARMONY_DATA_DIR", "./.harmony") or "./.harmony").expanduser().absolute()
     downloads = _text(env, "SLSKD_DOWNLOADS_DIR")
+    playlist_dir = _text(env, "HARMONY_PLAYLIST_DIR")
     return Settings(
         data_dir=data_dir,
         duckdb_path=Path(_text(env, "HARMONY_DUCKDB_PATH", str(data_dir / "harmony.duckdb")) or "")
@@ -231,6 +253,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sensor_interval_seconds=_int(env, "HARMONY_SENSOR_INTERVAL_SECONDS", 60, minimum=1),
         slskd_search_limit=_search_limit(env, "SLSKD_SEARCH_LIMIT", "34/220"),
         acoustid_url=_url(env, "ACOUSTID_URL", "https://api.acoustid.org"),
+        extra_library_dirs=_folder_list(env, "HARMONY_EXTRA_LIBRARY_DIRS"),
+        playlist_dir=Path(playlist_dir).expanduser().absolute() if playlist_dir else None,
         spotify_client_id=_text(env, "SPOTIFY_CLIENT_ID"),
         spotify_client_secret=_text(env, "SPOTIFY_CLIENT_SECRET"),
         spotify_refresh_token=_text(env, "SPOTIFY_REFRESH_TOKEN"),
