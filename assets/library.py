@@ -22,19 +22,20 @@ from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 
 @asset(
     group_name="catalog",
-    output_required=False,
     description="Audio files already in HARMONY_LIBRARY_DIR and HARMONY_EXTRA_LIBRARY_DIRS, identified by "
                 "ISRC or artist + title + length; read only, incremental by size + mtime.",
 )
-def library_scan(context: AssetExecutionContext, database: HarmonyDatabase, folders: LibraryFolders):
+def library_scan(context: AssetExecutionContext, database: HarmonyDatabase,
+                 folders: LibraryFolders) -> MaterializeResult:
+    # Materialized on every run, changed or not: a step that yielded nothing would make Dagster skip
+    # wanted_tracks after it in the same run (the playlist sync job).
     report = scan_library(database, folders.library_roots, context.log)
     context.log.info(f"{report.files} audio files, {report.read} read, {report.removed} gone, "
                      f"{report.seconds:.2f}s")
-    if not report.changed:  # nothing new on disk: wanted tracks need no recomputing for it
-        return
     sample = [{"file": r["path"], "artist": r["artist"], "title": r["title"], "isrc": r["isrc"],
                "identified_by": r["identified_by"], "error": r["error"]} for r in report.changed_rows[:30]]
-    yield MaterializeResult(metadata={
+    return MaterializeResult(metadata={
+        "changed": report.changed,
         "files": report.files,
         "read": report.read,
         "unchanged": report.unchanged,

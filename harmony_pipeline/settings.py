@@ -179,7 +179,10 @@ def _id_list(env: Mapping[str, str], name: str, kind: str) -> tuple[str, ...]:
         if not part.strip():
             continue
         try:
-            spotify_id = parse_spotify_id(part.strip(), kind)
+            if kind == "playlist" and part.strip().lower() == "liked":
+                spotify_id = "liked"  # the user's Liked Songs (/me/tracks)
+            else:
+                spotify_id = parse_spotify_id(part.strip(), kind)
         except ValueError as error:
             raise SettingsError(f"{name}: {error}") from None
         if spotify_id not in ids:
