@@ -21,6 +21,7 @@ from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, re
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
 from harmony_pipeline.library_scan import adopted_keys
+from harmony_pipeline.quality import parse_quality
 from harmony_pipeline.soulseek_search import SearchSession, album_query_for, decide_match, group_by_album
 from harmony_pipeline.spotify_cache import SpotifyCache
 from resources.acoustid import AcoustIdResource
@@ -121,11 +122,12 @@ def soulseek_matches(
         log=context.log,
     )
     decisions: list[dict] = []
+    quality = parse_quality(pipeline.quality) if pipeline.quality else None
     for group in group_by_album(todo):  # one search per album when several of its tracks are wanted
         album_query = album_query_for(group)
         album_responses = session.responses(album_query) if album_query else None
         album_search = (album_query, album_responses) if album_responses is not None else None
-        decisions += [decide_match(row, album_search, session, blocked) for row in group]
+        decisions += [decide_match(row, album_search, session, blocked, quality) for row in group]
 
     labels = {row["wanted_key"]: f"{row['artist']} – {row['title']}" for row in todo}
     with database.connect() as conn, storage.transaction(conn):

@@ -53,6 +53,7 @@ def build_resources(settings: Settings) -> dict:
             search_window_seconds=settings.slskd_search_limit.window_seconds,
             artwork_max_bytes=settings.artwork_max_bytes,
             artwork_min_edge=settings.artwork_min_edge,
+            quality=settings.quality,
         ),
         "folders": LibraryFolders(
             library_dir=str(settings.library_dir),

@@ -63,6 +63,7 @@ class Settings:
     acoustid_url: str = "https://api.acoustid.org"
     extra_library_dirs: tuple[Path, ...] = ()  # scanned, never written
     playlist_dir: Path | None = None  # the .m3u8 files; None: <library>/Playlists
+    quality: str | None = None  # HARMONY_QUALITY, normalised (harmony_pipeline/quality.py)
     # Secrets: excluded from repr and from describe().
     spotify_client_id: str | None = field(default=None, repr=False)
     spotify_client_secret: str | None = field(default=None, repr=False)
@@ -217,6 +218,18 @@ def _folder_list(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
     return tuple(folders)
 
 
+def _quality(env: Mapping[str, str], name: str) -> str | None:
+    from harmony_pipeline.quality import parse_quality
+
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    try:
+        return str(parse_quality(raw))
+    except ValueError as error:
+        raise SettingsError(f"{name}={raw!r}: {error} (e.g. flac>mp3:320>mp3:256;min_bitrate=192)") from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the whole configuration; raises SettingsError naming the bad variable."""
     env = os.environ if env is None else env
@@ -258,6 +271,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         acoustid_url=_url(env, "ACOUSTID_URL", "https://api.acoustid.org"),
         extra_library_dirs=_folder_list(env, "HARMONY_EXTRA_LIBRARY_DIRS"),
         playlist_dir=Path(playlist_dir).expanduser().absolute() if playlist_dir else None,
+        quality=_quality(env, "HARMONY_QUALITY"),
         spotify_client_id=_text(env, "SPOTIFY_CLIENT_ID"),
         spotify_client_secret=_text(env, "SPOTIFY_CLIENT_SECRET"),
         spotify_refresh_token=_text(env, "SPOTIFY_REFRESH_TOKEN"),

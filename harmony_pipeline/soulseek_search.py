@@ -18,6 +18,7 @@ from typing import Any
 
 from harmony_pipeline import storage
 from harmony_pipeline.matching import WantedTrack, build_album_query, build_queries, rank
+from harmony_pipeline.quality import QualityProfile
 from harmony_pipeline.search_budget import seconds_until_allowed
 
 SEARCH_CACHE_TTL = timedelta(hours=6)  # peers come and go: an older answer is searched again
@@ -115,6 +116,7 @@ def decide_match(
     album_search: tuple[str, list[dict]] | None,
     session: SearchSession,
     blocked: set[tuple[str, str]],
+    quality: QualityProfile | None = None,
 ) -> dict[str, Any]:
     """The soulseek_matches row for one wanted track: matched (with candidates), no_match or deferred."""
     wanted = wanted_track_from_row(row)
@@ -138,6 +140,8 @@ def decide_match(
     now = storage.utcnow()
     accepted = [c.as_dict() for c in (decision.accepted if decision else [])
                 if (c.username, c.filename) not in blocked]
+    if quality is not None:  # HARMONY_QUALITY orders the correct files and drops unwanted ones
+        accepted = quality.order(accepted)
     if accepted:
         status = "matched"
     elif not searched_all:
