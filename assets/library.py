@@ -29,7 +29,12 @@ def library_scan(context: AssetExecutionContext, database: HarmonyDatabase,
                  folders: LibraryFolders) -> MaterializeResult:
     # Materialized on every run, changed or not: a step that yielded nothing would make Dagster skip
     # wanted_tracks after it in the same run (the playlist sync job).
-    report = scan_library(database, folders.library_roots, context.log)
+    report = scan_library(database, folders.library_roots)
+    for folder in report.missing_roots:
+        if folder == str(folders.library.absolute()):
+            context.log.info(f"{folder} does not exist yet: nothing imported there so far")
+        else:  # an extra folder that existed when the settings were loaded: an unmounted share?
+            context.log.warning(f"library folder {folder} is not there; what was found in it before is kept")
     context.log.info(f"{report.files} audio files, {report.read} read, {report.removed} gone, "
                      f"{report.seconds:.2f}s")
     sample = [{"file": r["path"], "artist": r["artist"], "title": r["title"], "isrc": r["isrc"],

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from mutagen.id3 import TXXX
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 
+from harmony_pipeline.library_paths import MAX_COMPONENT_BYTES, truncate_utf8
 from harmony_pipeline.tagging import ITUNES_FREEFORM, TaggingError, TrackTags, open_audio, save_audio, write_tags
 
 SPOTIFY_ID_KEY = "SPOTIFY_TRACK_ID"  # ID3 TXXX description, Vorbis comment key, iTunes freeform name
@@ -77,10 +77,13 @@ def read_spotify_id(path: str | Path) -> str | None:
 def tag_in_place_atomically(path: Path, tags: TrackTags, spotify_track_id: str | None) -> None:
     """Write `tags` (and the Spotify id) into `path` through a tagged copy that replaces it in one rename.
 
-    TaggingError when the file cannot be tagged; `path` is then unchanged.
+    TaggingError when the file cannot be tagged; `path` is then unchanged. The copy's name derives from
+    the file's (hidden, `.part` before the extension), so a run killed while writing it leaves nothing the
+    next attempt does not overwrite; the import's claim keeps two runs off one file.
     """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".harmony-tags-", suffix=".part" + path.suffix)
-    os.close(handle)
+    tail = f".part{path.suffix}"
+    stem = truncate_utf8(path.stem, MAX_COMPONENT_BYTES - len(".harmony-tags-".encode()) - len(tail.encode()))
+    temporary = path.with_name(f".harmony-tags-{stem}{tail}")
     try:
         shutil.copy2(path, temporary)
         write_tags(temporary, tags)

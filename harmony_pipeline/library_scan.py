@@ -164,7 +164,7 @@ def audio_files(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
                 continue
 
 
-def scan_library(database: Any, roots: Iterable[Path], log: Any = None) -> ScanReport:
+def scan_library(database: Any, roots: Iterable[Path]) -> ScanReport:
     """Walk `roots`, read new and changed files, forget files that are gone; rows written in one transaction.
 
     A root that does not exist (an unmounted share) keeps its rows: a missing folder must not make
@@ -182,8 +182,6 @@ def scan_library(database: Any, roots: Iterable[Path], log: Any = None) -> ScanR
     for root in roots:
         if not root.is_dir():
             report.missing_roots.append(str(root))
-            if log:
-                log.warning(f"library folder {root} is not there; what was found in it before is kept")
             continue
         scanned_roots.append(str(root))
         for path, stat in audio_files(root):

@@ -40,6 +40,14 @@ def test_basic_tags_written_through_a_copy_read_back_in_every_format(tmp_path, s
     assert [p.name for p in tmp_path.iterdir()] == [path.name], "the temporary copy was left behind"
 
 
+def test_a_copy_left_by_a_killed_run_is_overwritten_not_accumulated(tmp_path):
+    path = write_audio(tmp_path / "download.flac")
+    (tmp_path / ".harmony-tags-download.part.flac").write_bytes(b"half written by a killed run")
+    tag_in_place_atomically(path, basic_tags(ROW, 1), None)
+    assert [p.name for p in tmp_path.iterdir()] == ["download.flac"]
+    assert read_tags(path).title == "Señorita"
+
+
 def test_multi_disc_album_leaves_the_per_disc_track_total_to_enrichment():
     tags = basic_tags({**ROW, "disc_number": 2}, 2)
     assert (tags.disc_number, tags.disc_total, tags.track_total) == (2, 2, None)
