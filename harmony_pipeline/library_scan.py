@@ -144,11 +144,15 @@ def read_file(root: Path, path: Path, stat: os.stat_result) -> dict[str, Any]:
 # --- walking the folders ------------------------------------------------------------------------------
 def audio_files(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
     """Every audio file under `root` with its stat; hidden files and folders (".…") are skipped, as are
-    the pipeline's own temporary files."""
-    stack = [root]
+    the pipeline's own temporary files. Symlinked folders are followed, each folder once (no loops)."""
+    stack, seen = [root], set()
     while stack:
         folder = stack.pop()
         try:
+            identity = (folder.stat().st_dev, folder.stat().st_ino)
+            if identity in seen:
+                continue
+            seen.add(identity)
             entries = list(os.scandir(folder))
         except OSError:
             continue  # unreadable folder: skipped, like a media server does
@@ -246,10 +250,6 @@ class LibraryIndex:
         return cls(storage.fetch_dicts(
             conn, "SELECT root, path, format, bitrate, duration_s, title, artist, album, isrc, spotify_track_id "
             "FROM library_files WHERE identified_by <> 'none' ORDER BY root, path"))
-
-    def __len__(self) -> int:
-        return len({(r["root"], r["path"]) for rows in self.by_name.values() for r in rows} | {
-            (r["root"], r["path"]) for r in self.by_isrc.values()})
 
     def find(self, entry: dict[str, Any]) -> dict[str, Any] | None:
         """The scanned file that is this wanted track: same ISRC, else same artist and title with a length

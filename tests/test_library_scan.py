@@ -121,6 +121,12 @@ def test_a_missing_extra_folder_keeps_what_was_found_in_it(tmp_path, library):
     assert "Fay - Rain.mp3" not in _rows(db)
 
 
+def test_a_symlink_loop_is_walked_once(tmp_path, library):
+    (library / "Ana" / "loop").symlink_to(library, target_is_directory=True)
+    report = scan_library(Database(tmp_path / "h.duckdb"), [library])
+    assert report.files == 4
+
+
 @pytest.mark.parametrize(("relative", "expected"), [
     ("A/B/01 - Artist - Title.mp3", ("Artist", "Title")),
     ("Artist/Album/1-05 Title.flac", ("Artist", "Title")),
