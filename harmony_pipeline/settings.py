@@ -203,8 +203,8 @@ def _path_template(env: Mapping[str, str], name: str) -> str:
     return template
 
 
-def _folder_list(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
-    """Absolute folders separated by ':' (as in PATH); each must be an existing folder."""
+def _folder_list(env: Mapping[str, str], name: str, library: Path) -> tuple[Path, ...]:
+    """Absolute folders separated by ':' (as in PATH); each an existing folder apart from the library."""
     raw = _text(env, name, "") or ""
     folders: list[Path] = []
     for part in raw.split(os.pathsep):
@@ -213,6 +213,9 @@ def _folder_list(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
         folder = Path(part.strip()).expanduser().absolute()
         if not folder.is_dir():
             raise SettingsError(f"{name}: {part.strip()!r} is not a folder (list folders separated by '{os.pathsep}')")
+        if folder.is_relative_to(library) or library.is_relative_to(folder):
+            raise SettingsError(f"{name}: {part.strip()!r} overlaps HARMONY_LIBRARY_DIR ({library}); "
+                                "list only folders outside it")
         if folder not in folders:
             folders.append(folder)
     return tuple(folders)
@@ -236,12 +239,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     data_dir = Path(_text(env, "HARMONY_DATA_DIR", "./.harmony") or "./.harmony").expanduser().absolute()
     downloads = _text(env, "SLSKD_DOWNLOADS_DIR")
     playlist_dir = _text(env, "HARMONY_PLAYLIST_DIR")
+    library_dir = Path(_text(env, "HARMONY_LIBRARY_DIR", "./library") or "").expanduser().absolute()
     return Settings(
         data_dir=data_dir,
         duckdb_path=Path(_text(env, "HARMONY_DUCKDB_PATH", str(data_dir / "harmony.duckdb")) or "")
         .expanduser()
         .absolute(),
-        library_dir=Path(_text(env, "HARMONY_LIBRARY_DIR", "./library") or "").expanduser().absolute(),
+        library_dir=library_dir,
         inbox_dir=Path(_text(env, "HARMONY_INBOX_DIR", str(data_dir / "inbox")) or "").expanduser().absolute(),
         path_template=_path_template(env, "HARMONY_PATH_TEMPLATE"),
         playlists=_id_list(env, "HARMONY_PLAYLISTS", "playlist"),
@@ -269,7 +273,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sensor_interval_seconds=_int(env, "HARMONY_SENSOR_INTERVAL_SECONDS", 60, minimum=1),
         slskd_search_limit=_search_limit(env, "SLSKD_SEARCH_LIMIT", "34/220"),
         acoustid_url=_url(env, "ACOUSTID_URL", "https://api.acoustid.org"),
-        extra_library_dirs=_folder_list(env, "HARMONY_EXTRA_LIBRARY_DIRS"),
+        extra_library_dirs=_folder_list(env, "HARMONY_EXTRA_LIBRARY_DIRS", library_dir),
         playlist_dir=Path(playlist_dir).expanduser().absolute() if playlist_dir else None,
         quality=_quality(env, "HARMONY_QUALITY"),
         spotify_client_id=_text(env, "SPOTIFY_CLIENT_ID"),

@@ -220,3 +220,18 @@ def test_cli_library_scan_reports_and_is_incremental(pipeline):
     bad = subprocess.run(command, env={**os.environ, **env, "HARMONY_EXTRA_LIBRARY_DIRS": "/no/such/folder"},
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "HARMONY_EXTRA_LIBRARY_DIRS" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_extra_folders_must_exist_and_lie_outside_the_library(tmp_path):
+    nas, library = tmp_path / "nas", tmp_path / "music"
+    (library / "sub").mkdir(parents=True)
+    nas.mkdir()
+    base = {"HARMONY_DATA_DIR": str(tmp_path / "d"), "HARMONY_LIBRARY_DIR": str(library)}
+    settings = load_settings({**base, "HARMONY_EXTRA_LIBRARY_DIRS": f"{nas}:{nas}:"})
+    assert settings.extra_library_dirs == (nas,)
+    assert settings.playlist_files_dir == library / "Playlists"
+    from harmony_pipeline.settings import SettingsError
+
+    for bad in (str(tmp_path / "missing"), str(library / "sub"), str(tmp_path)):
+        with pytest.raises(SettingsError, match="HARMONY_EXTRA_LIBRARY_DIRS"):
+            load_settings({**base, "HARMONY_EXTRA_LIBRARY_DIRS": bad})
