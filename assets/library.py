@@ -1,7 +1,12 @@
 """The user's own library: `library_scan` (group `catalog`) finds what is already there, so wanted tracks
 it satisfies never reach Soulseek; `playlist_files` (group `enrichment`) writes an .m3u8 per synced
-playlist for the media server. The work lives in harmony_pipeline.library_scan and playlist_files.
+playlist for the media server; `library_upgrades` (group `acquisition`, only with a HARMONY_QUALITY
+cutoff) replaces files below the cutoff by better ones. The work lives in harmony_pipeline.library_scan,
+playlist_files and upgrades.
 """
+
+from pathlib import Path
+
 
 from dagster import (
     AssetExecutionContext,
@@ -14,10 +19,13 @@ from dagster import (
     asset,
 )
 
-from assets.common import markdown_table
+from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline.library_scan import scan_library
 from harmony_pipeline.playlist_files import write_playlist_files
+from harmony_pipeline.quality import parse_quality
+from harmony_pipeline.upgrades import UpgradeSetup, run_upgrades
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
+from resources.slskd import SlskdResource
 
 
 @asset(
@@ -76,7 +84,39 @@ def playlist_files(context: AssetExecutionContext, database: HarmonyDatabase, fo
     })
 
 
+@asset(
+    group_name="acquisition",
+    deps=[AssetKey("library_tracks")],
+    retry_policy=NETWORK_RETRY,
+    output_required=False,
+    description="Library files below the HARMONY_QUALITY cutoff searched again at a low priority and replaced "
+                "by better correct files (tags, cover and lyrics kept).",
+)
+def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, database: HarmonyDatabase,
+                     folders: LibraryFolders, pipeline: PipelineSettings):
+    client = slskd.get_client()
+    setup = UpgradeSetup(
+        database=database, client=client, profile=parse_quality(pipeline.quality or ""),
+        search=lambda text: client.search(text, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds),
+        library_root=folders.library, downloads_dir=Path(folders.downloads_dir or folders.library),
+        remote_downloads_dir=folders.remote_downloads_dir, quarantine_dir=folders.quarantine,
+        search_limit=pipeline.search_limit, search_window_seconds=pipeline.search_window_seconds, log=context.log)
+    report = run_upgrades(setup)
+    if report.deferred:
+        context.log.info(f"upgrade searches wait: {report.deferred}")
+    if not report.did_something:
+        return
+    yield MaterializeResult(metadata={
+        "searched": report.searched, "enqueued": report.enqueued, "no_better": report.no_better,
+        "replaced": len(report.replaced), "failed": len(report.failed),
+        "upgrades": MetadataValue.md(markdown_table(report.replaced + report.failed)),
+        **activity_metadata(context, database),
+    })
+
+
 def wiring(settings, workers):
+    from dagster import ScheduleDefinition, define_asset_job
+
     from harmony_pipeline.wiring import Wiring
 
     # playlist_files follows every playlist sync, import and scan (declarative automation).
@@ -84,4 +124,14 @@ def wiring(settings, workers):
         "playlist_files_automation_sensor", target=AssetSelection.assets(playlist_files),
         default_status=workers.sensor_status,
         description="Rewrites the .m3u8 playlists after a playlist sync, an import or a library scan.")
-    return Wiring(assets=[library_scan, playlist_files], sensors=[sensor])
+    assets, jobs, schedules = [library_scan, playlist_files], [], []
+    if settings.quality and parse_quality(settings.quality).cutoff is not None:
+        job = define_asset_job("library_upgrade_job", selection=[library_upgrades],
+                               description="Replace library files below the quality cutoff.")
+        assets.append(library_upgrades)
+        jobs.append(job)
+        schedules.append(ScheduleDefinition(
+            name="library_upgrade_schedule", job=job, cron_schedule="7 * * * *",
+            default_status=workers.schedule_status,
+            description="Hourly: settle upgrade downloads, search a few tracks below the quality cutoff."))
+    return Wiring(assets=assets, jobs=jobs, schedules=schedules, sensors=[sensor])

@@ -10,7 +10,9 @@ an optional minimum bitrate in kbps, then options after `;`:
   no tier come after every tier; within a tier the engine's order (its score) is kept;
 - `min_bitrate`: lossy files reported below it are never taken (an unreported bitrate is not held
   against a file: it is checked when it is downloaded);
-- `lossy=no`: only lossless files (FLAC, WAV, AIFF, ALAC, APE, WavPack) are taken.
+- `lossy=no`: only lossless files (FLAC, WAV, AIFF, ALAC, APE, WavPack) are taken;
+- `cutoff=TIER` (one of the tiers): a library file ranked below it is searched again at a low priority and
+  replaced when a better correct file is found (harmony_pipeline/upgrades.py).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ class QualityProfile:
     tiers: tuple[Tier, ...]
     min_bitrate: int | None = None
     lossy: bool = True
+    cutoff: int | None = None  # index into tiers
 
     def __str__(self) -> str:
         options = [f"min_bitrate={self.min_bitrate}"] if self.min_bitrate else []
         options += [] if self.lossy else ["lossy=no"]
+        options += [f"cutoff={self.tiers[self.cutoff]}"] if self.cutoff is not None else []
         return ";".join([">".join(str(t) for t in self.tiers), *options])
 
     def tier_of(self, extension: str, bitrate: int | None) -> int:
@@ -51,6 +55,9 @@ class QualityProfile:
             if extension == tier.format and (tier.min_kbps is None or (bitrate or 0) >= tier.min_kbps):
                 return index
         return len(self.tiers)
+
+    def below_cutoff(self, extension: str, bitrate: int | None) -> bool:
+        return self.cutoff is not None and self.tier_of(extension, bitrate) > self.cutoff
 
     def acceptable(self, extension: str, bitrate: int | None) -> bool:
         if extension in LOSSLESS:
@@ -78,7 +85,7 @@ def parse_quality(text: str) -> QualityProfile:
         if not match or match.group(1) not in FORMATS:
             raise ValueError(f"{part.strip()!r} is not FORMAT or FORMAT:KBPS (formats: {', '.join(sorted(FORMATS))})")
         tiers.append(Tier(match.group(1), int(match.group(2)) if match.group(2) else None))
-    min_bitrate, lossy = None, True
+    min_bitrate, lossy, cutoff = None, True, None
     for option in options:
         if not option:
             continue
@@ -87,8 +94,11 @@ def parse_quality(text: str) -> QualityProfile:
             min_bitrate = int(value)
         elif name == "lossy" and value in ("yes", "no", "true", "false", "1", "0"):
             lossy = value in ("yes", "true", "1")
+        elif name == "cutoff" and value in [str(t) for t in tiers]:
+            cutoff = [str(t) for t in tiers].index(value)
         else:
-            raise ValueError(f"unknown option {option!r}; expected min_bitrate=KBPS or lossy=yes|no")
+            raise ValueError(f"unknown option {option!r}; expected min_bitrate=KBPS, lossy=yes|no or "
+                             "cutoff=TIER (one of the tiers)")
     if not lossy and not any(t.format in LOSSLESS for t in tiers):
         raise ValueError("lossy=no but no lossless format among the tiers")
-    return QualityProfile(tuple(tiers), min_bitrate, lossy)
+    return QualityProfile(tuple(tiers), min_bitrate, lossy, cutoff)
