@@ -20,6 +20,8 @@ from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
+from harmony_pipeline.library_scan import adopted_keys
+from harmony_pipeline.quality import parse_quality
 from harmony_pipeline.soulseek_search import SearchPipeline, SearchSession, decide_groups, group_by_album
 from harmony_pipeline.spotify_cache import SpotifyCache
 from resources.acoustid import AcoustIdResource
@@ -31,7 +33,8 @@ from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyResource
 
 @asset(
     group_name="catalog",
-    deps=[AssetKey("playlist_tracks"), AssetKey("backfilled_tracks"), AssetKey("artist_releases")],
+    deps=[AssetKey("playlist_tracks"), AssetKey("backfilled_tracks"), AssetKey("artist_releases"),
+          AssetKey("library_scan")],
     output_required=False,
     description="Every demanded track not yet in the library, identified by ISRC or artist + title + duration.",
 )
@@ -39,7 +42,8 @@ def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pip
     now = storage.utcnow()
     synced = {f"playlist:{playlist_id}" for playlist_id in pipeline.playlists}
     with database.connect() as conn, storage.transaction(conn):
-        changes = wanted_changes(conn, synced, now)  # only new, changed and withdrawn rows
+        # Only new, changed and withdrawn rows; files the user already has (library_scan) count as in the library.
+        changes = wanted_changes(conn, synced, now, adopted=adopted_keys)
         storage.upsert(conn, "wanted_tracks", changes.rows, key=["wanted_key"], keep=["first_wanted_at"])
         counts = dict(conn.execute("SELECT state, count(*) FROM wanted_tracks GROUP BY state").fetchall())
     newly_wanted = changes.newly_wanted
@@ -84,8 +88,9 @@ def soulseek_matches(
     session = SearchSession(search=None, database=database, limit=pipeline.search_limit,
                             window_seconds=pipeline.search_window_seconds, log=context.log)
     searches = SearchPipeline(client, session, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds)
+    quality = parse_quality(pipeline.quality) if pipeline.quality else None
     # One search per album when several of its tracks are wanted; several searches in flight at once.
-    decisions = decide_groups(searches, group_by_album(todo), blocked)
+    decisions = decide_groups(searches, group_by_album(todo), blocked, quality)
 
     labels = {row["wanted_key"]: f"{row['artist']} – {row['title']}" for row in todo}
     with database.connect() as conn, storage.transaction(conn):

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets.common import NETWORK_RETRY, retry_on_short_rate_limit, activity_metadata, markdown_table
 from harmony_pipeline import storage
+from harmony_pipeline.liked_songs import is_liked, liked_playlist_row
 from harmony_pipeline.service_errors import escapes_item
 from harmony_pipeline.playlist_sync import diff_playlist, sync_status, tracks_from_items
 from resources.database import HarmonyDatabase, PipelineSettings
@@ -46,6 +47,9 @@ def spotify_playlists(
         for index, playlist_id in enumerate(playlist_ids):
             now = storage.utcnow()
             try:
+                if is_liked(playlist_id):  # snapshot-less: the first page of /me/tracks stands in for one
+                    checked.append(liked_playlist_row(api.saved_tracks_page(), now))
+                    continue
                 playlist = api.playlist(playlist_id)  # the one request an unchanged playlist costs
             except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
                 if escapes_item(error):
@@ -154,7 +158,8 @@ def playlist_tracks(
             playlist_id = playlist["playlist_id"]
             label = playlist["name"] or playlist_id
             try:
-                items = list(api.playlist_items(playlist_id))
+                items = list(api.pages(api.saved_tracks_page()) if is_liked(playlist_id)
+                             else api.playlist_items(playlist_id))
             except SpotifyForbidden:
                 context.log.warning(f"playlist {label}: {FORBIDDEN_REASON} (403); not retried")
                 _set_status(database, playlist_id, "forbidden", FORBIDDEN_REASON)
@@ -264,6 +269,6 @@ def wiring(settings, workers):
     from sensors.schedules import playlist_sync_job, playlist_sync_schedule
 
     job = playlist_sync_job(
-        AssetSelection.assets("wanted_tracks", "soulseek_matches", "downloads", "library_tracks"))
+        AssetSelection.assets("library_scan", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"))
     return Wiring(assets=[spotify_playlists, playlist_tracks], jobs=[job],
                   schedules=[playlist_sync_schedule(job, workers.schedule_status)])

@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   harmony status --json || alert             one JSON object; exit 1 when a worker is stale or a download dead-lettered
   harmony dead-letter list                   dead-lettered downloads with their last error
   harmony dead-letter requeue --all          try them again
+  harmony library scan                       find the music already in the library folders
   harmony sandbox                            start the offline emulators and print their environment
   harmony --demo status                      the same commands against the running `make demo`
 """
@@ -88,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands defined next to the code they drive (ingest, watch, status, dead-letter)."""
-    from harmony_pipeline import dead_letter, ingest_cli, status, watch_cli
+    from harmony_pipeline import dead_letter, ingest_cli, library_cli, status, watch_cli
 
-    return [ingest_cli.register_cli, watch_cli.register_cli, status.register_cli, dead_letter.register_cli]
+    return [ingest_cli.register_cli, watch_cli.register_cli, status.register_cli, dead_letter.register_cli,
+            library_cli.register_cli]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

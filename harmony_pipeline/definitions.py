@@ -23,9 +23,9 @@ from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
 from resources.spotify import SpotifyResource
 
-from assets import acquisition, checks, enrichment, ingest, playlists, watchlist
+from assets import acquisition, checks, enrichment, ingest, library, playlists, watchlist
 
-CONCERN_MODULES = (playlists, ingest, watchlist, acquisition, enrichment, checks)
+CONCERN_MODULES = (playlists, ingest, watchlist, acquisition, enrichment, library, checks)
 
 log = logging.getLogger("harmony_pipeline")
 if not log.handlers:  # the summary must show in `dagster dev` output and code-server logs
@@ -54,6 +54,7 @@ def build_resources(settings: Settings) -> dict:
             search_window_seconds=settings.slskd_search_limit.window_seconds,
             artwork_max_bytes=settings.artwork_max_bytes,
             artwork_min_edge=settings.artwork_min_edge,
+            quality=settings.quality,
         ),
         "folders": LibraryFolders(
             library_dir=str(settings.library_dir),
@@ -61,6 +62,8 @@ def build_resources(settings: Settings) -> dict:
             path_template=settings.path_template,
             downloads_dir=str(settings.slskd_downloads_dir) if settings.slskd_downloads_dir else None,
             remote_downloads_dir=settings.slskd_remote_downloads_dir,
+            extra_library_dirs=[str(d) for d in settings.extra_library_dirs],
+            playlist_dir=str(settings.playlist_files_dir),
         ),
         "spotify": SpotifyResource(
             client_id=_secret("SPOTIFY_CLIENT_ID"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -202,14 +202,17 @@ def _library_rows(conn: duckdb.DuckDBPyConnection):
             yield {"wanted_key": wanted, "isrc": isrc, "artist": artist, "title": title}
 
 
-def wanted_changes(conn: duckdb.DuckDBPyConnection, synced_playlists: set[str], now: datetime) -> WantedChanges:
+def wanted_changes(conn: duckdb.DuckDBPyConnection, synced_playlists: set[str], now: datetime,
+                   adopted: Callable[[duckdb.DuckDBPyConnection, list[dict]], set[str]] | None = None
+                   ) -> WantedChanges:
     """Demand merged and compared with wanted_tracks as set operations: only rows that are new, whose
     state or content changed, or that are no longer demanded (withdrawn) come back, ready to upsert.
 
     Tracks with an ISRC (nearly all) are merged and matched with the library in SQL. The others keep
     the Python merge (identity keys need Unicode normalisation and the order-dependent
     same-name-other-length rule). The comparison with the stored rows runs in DuckDB, so a run with
-    nothing new reads 110,000 tracks and writes none.
+    nothing new reads 110,000 tracks and writes none. `adopted` names the wanted keys that files the
+    user already has satisfy (library_scan): those are in the library too.
     """
     changes = WantedChanges(demand_rows=_collect_demand(conn, synced_playlists))
     columns = WANTED_COLUMNS[:16]  # the two times are not compared
@@ -225,6 +228,14 @@ def wanted_changes(conn: duckdb.DuckDBPyConnection, synced_playlists: set[str], 
             with storage.rows_view(conn, "_demanded_by_name", "wanted_tracks", list(by_name.values()), columns):
                 conn.execute(f"INSERT INTO {_DEMANDED_TABLE} SELECT * FROM _demanded_by_name")
         del by_name
+        if adopted is not None:
+            still_wanted = storage.fetch_dicts(conn, (
+                f"SELECT wanted_key, isrc, artist, artists, title, duration_ms FROM {_DEMANDED_TABLE} "
+                "WHERE state = 'wanted'"))
+            found = adopted(conn, still_wanted)
+            if found:
+                conn.execute(f"UPDATE {_DEMANDED_TABLE} SET state = 'in_library' "
+                             "WHERE wanted_key IN (SELECT unnest(?))", [sorted(found)])
         differs = " OR ".join(f"n.{c} IS DISTINCT FROM w.{c}" for c in ("state", *CONTENT_COLUMNS))
         changed = storage.fetch_dicts(conn, (
             f"SELECT n.*, w.state AS state_before, w.first_wanted_at FROM {_DEMANDED_TABLE} n "

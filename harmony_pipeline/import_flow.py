@@ -4,6 +4,9 @@ Every import is claimed first, with the exact library path it will take (`import
 the file is moved, then the library row is written. A run killed anywhere in between leaves a claim
 whose process is gone; the next run sees where the file was headed and finishes the job: the file
 already there (and the download gone) is the import done, never a second copy as "… (2)".
+
+The basic tags (title, artists, album, numbers, year, ISRC, Spotify id) are written into the downloaded
+file just before its move (import_tags.py), so no file is ever visible in the library untagged.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from harmony_pipeline.claims import process_token
 from harmony_pipeline.crashpoints import crashpoint
 from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import block_candidate, fail_attempt, matched_candidates
+from harmony_pipeline.import_tags import TaggingError, basic_tags, tag_in_place_atomically
 from harmony_pipeline.library_import import (
     AudioCheckError,
     AudioInfo,
@@ -97,6 +101,16 @@ def _destination(setup: ImportSetup, row: dict[str, Any], disc_totals: dict[str,
     return destination.relative_to(setup.library_root.resolve()).as_posix(), info
 
 
+def _tag_before_move(setup: ImportSetup, row: dict[str, Any], source: Path, disc_totals: dict[str, int]) -> None:
+    """The basic tags go into the downloaded file before it is moved: a media server scanning the library
+    never sees it untagged. Formats the tag writers do not know (WAV, APE…) are imported as they are."""
+    try:
+        tag_in_place_atomically(source, basic_tags(row, disc_totals.get(row.get("album_id"))),
+                                row.get("spotify_track_id"))
+    except TaggingError as error:
+        setup.log.warning(f"{_label(row)}: imported without tags: {error}")
+
+
 def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals: dict[str, int]) -> ImportReport:
     report = ImportReport()
     # 1. Where each file goes (reading files only).
@@ -154,6 +168,7 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
             if target.is_file() and (not source.is_file() or same_content(source, target)):
                 source.unlink(missing_ok=True)  # moved by a run that died before writing its row
             else:
+                _tag_before_move(setup, row, source, disc_totals)
                 target = import_into_library(source, setup.library_root, PurePosixPath(relative))
             moved.append((row, target, info or inspect_audio(target)))
             crashpoint("import.after_move")

@@ -61,6 +61,9 @@ class Settings:
     sensor_interval_seconds: int
     slskd_search_limit: SearchLimit
     acoustid_url: str = "https://api.acoustid.org"
+    extra_library_dirs: tuple[Path, ...] = ()  # scanned, never written
+    playlist_dir: Path | None = None  # the .m3u8 files; None: <library>/Playlists
+    quality: str | None = None  # HARMONY_QUALITY, normalised (harmony_pipeline/quality.py)
     # Secrets: excluded from repr and from describe().
     spotify_client_id: str | None = field(default=None, repr=False)
     spotify_client_secret: str | None = field(default=None, repr=False)
@@ -79,6 +82,10 @@ class Settings:
     @property
     def artwork_cache_dir(self) -> Path:
         return self.data_dir / "artwork"
+
+    @property
+    def playlist_files_dir(self) -> Path:
+        return self.playlist_dir or self.library_dir / "Playlists"
 
     @property
     def quarantine_dir(self) -> Path:
@@ -173,7 +180,10 @@ def _id_list(env: Mapping[str, str], name: str, kind: str) -> tuple[str, ...]:
         if not part.strip():
             continue
         try:
-            spotify_id = parse_spotify_id(part.strip(), kind)
+            if kind == "playlist" and part.strip().lower() == "liked":
+                spotify_id = "liked"  # the user's Liked Songs (/me/tracks)
+            else:
+                spotify_id = parse_spotify_id(part.strip(), kind)
         except ValueError as error:
             raise SettingsError(f"{name}: {error}") from None
         if spotify_id not in ids:
@@ -193,17 +203,49 @@ def _path_template(env: Mapping[str, str], name: str) -> str:
     return template
 
 
+def _folder_list(env: Mapping[str, str], name: str, library: Path) -> tuple[Path, ...]:
+    """Absolute folders separated by ':' (as in PATH); each an existing folder apart from the library."""
+    raw = _text(env, name, "") or ""
+    folders: list[Path] = []
+    for part in raw.split(os.pathsep):
+        if not part.strip():
+            continue
+        folder = Path(part.strip()).expanduser().absolute()
+        if not folder.is_dir():
+            raise SettingsError(f"{name}: {part.strip()!r} is not a folder (list folders separated by '{os.pathsep}')")
+        if folder.is_relative_to(library) or library.is_relative_to(folder):
+            raise SettingsError(f"{name}: {part.strip()!r} overlaps HARMONY_LIBRARY_DIR ({library}); "
+                                "list only folders outside it")
+        if folder not in folders:
+            folders.append(folder)
+    return tuple(folders)
+
+
+def _quality(env: Mapping[str, str], name: str) -> str | None:
+    from harmony_pipeline.quality import parse_quality
+
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    try:
+        return str(parse_quality(raw))
+    except ValueError as error:
+        raise SettingsError(f"{name}={raw!r}: {error} (e.g. flac>mp3:320>mp3:256;min_bitrate=192)") from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the whole configuration; raises SettingsError naming the bad variable."""
     env = os.environ if env is None else env
     data_dir = Path(_text(env, "HARMONY_DATA_DIR", "./.harmony") or "./.harmony").expanduser().absolute()
     downloads = _text(env, "SLSKD_DOWNLOADS_DIR")
+    playlist_dir = _text(env, "HARMONY_PLAYLIST_DIR")
+    library_dir = Path(_text(env, "HARMONY_LIBRARY_DIR", "./library") or "").expanduser().absolute()
     return Settings(
         data_dir=data_dir,
         duckdb_path=Path(_text(env, "HARMONY_DUCKDB_PATH", str(data_dir / "harmony.duckdb")) or "")
         .expanduser()
         .absolute(),
-        library_dir=Path(_text(env, "HARMONY_LIBRARY_DIR", "./library") or "").expanduser().absolute(),
+        library_dir=library_dir,
         inbox_dir=Path(_text(env, "HARMONY_INBOX_DIR", str(data_dir / "inbox")) or "").expanduser().absolute(),
         path_template=_path_template(env, "HARMONY_PATH_TEMPLATE"),
         playlists=_id_list(env, "HARMONY_PLAYLISTS", "playlist"),
@@ -231,6 +273,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sensor_interval_seconds=_int(env, "HARMONY_SENSOR_INTERVAL_SECONDS", 60, minimum=1),
         slskd_search_limit=_search_limit(env, "SLSKD_SEARCH_LIMIT", "34/220"),
         acoustid_url=_url(env, "ACOUSTID_URL", "https://api.acoustid.org"),
+        extra_library_dirs=_folder_list(env, "HARMONY_EXTRA_LIBRARY_DIRS", library_dir),
+        playlist_dir=Path(playlist_dir).expanduser().absolute() if playlist_dir else None,
+        quality=_quality(env, "HARMONY_QUALITY"),
         spotify_client_id=_text(env, "SPOTIFY_CLIENT_ID"),
         spotify_client_secret=_text(env, "SPOTIFY_CLIENT_SECRET"),
         spotify_refresh_token=_text(env, "SPOTIFY_REFRESH_TOKEN"),

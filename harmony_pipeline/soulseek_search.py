@@ -18,6 +18,7 @@ from typing import Any
 
 from harmony_pipeline import storage
 from harmony_pipeline.matching import WantedTrack, build_album_query, build_queries, rank
+from harmony_pipeline.quality import QualityProfile
 from harmony_pipeline.search_budget import seconds_until_allowed
 
 SEARCH_CACHE_TTL = timedelta(hours=6)  # peers come and go: an older answer is searched again
@@ -222,6 +223,7 @@ def match_steps(
     row: dict[str, Any],
     album_search: tuple[str, list[dict]] | None,
     blocked: set[tuple[str, str]],
+    quality: QualityProfile | None = None,
 ) -> Generator[str, list[dict] | None, dict[str, Any]]:
     """The soulseek_matches row for one wanted track: matched (with candidates), no_match or deferred.
     Yields each query it needs and receives its responses (None: deferred by the budget)."""
@@ -246,6 +248,8 @@ def match_steps(
     now = storage.utcnow()
     accepted = [c.as_dict() for c in (decision.accepted if decision else [])
                 if (c.username, c.filename) not in blocked]
+    if quality is not None:  # HARMONY_QUALITY orders the correct files and drops unwanted ones
+        accepted = quality.order(accepted)
     if accepted:
         status = "matched"
     elif not searched_all:
@@ -272,17 +276,17 @@ def _rejected_text(count: int) -> str:
     return f"{count} candidate rejected" if count == 1 else f"{count} candidates rejected"
 
 
-def decide_groups(pipeline: SearchPipeline, groups: list[list[dict[str, Any]]],
-                  blocked: set[tuple[str, str]]) -> list[dict[str, Any]]:
+def decide_groups(pipeline: SearchPipeline, groups: list[list[dict[str, Any]]], blocked: set[tuple[str, str]],
+                  quality: QualityProfile | None = None) -> list[dict[str, Any]]:
     """Every group's decisions, searched through the pipeline; deferred ones wait for the budget."""
-    decisions = [d for group in pipeline.run([group_steps(g, blocked) for g in groups]) for d in group]
+    decisions = [d for group in pipeline.run([group_steps(g, blocked, quality) for g in groups]) for d in group]
     for decision in decisions:
         if decision["status"] == "deferred":
             decision["retry_search_after"] = pipeline.session.budget_free_at or decision["decided_at"]
     return decisions
 
 
-def group_steps(group: list[dict[str, Any]], blocked: set[tuple[str, str]]
+def group_steps(group: list[dict[str, Any]], blocked: set[tuple[str, str]], quality: QualityProfile | None = None
                 ) -> Generator[str, list[dict] | None, list[dict[str, Any]]]:
     """Decisions for the wanted tracks of one album (or one single): the album search first, when
     several of its tracks are wanted, then each track's own searches where the album did not settle it."""
@@ -294,7 +298,7 @@ def group_steps(group: list[dict[str, Any]], blocked: set[tuple[str, str]]
             album_search = (album_query, responses)
     decisions = []
     for row in group:
-        decisions.append((yield from match_steps(row, album_search, blocked)))
+        decisions.append((yield from match_steps(row, album_search, blocked, quality)))
     return decisions
 
 
@@ -303,9 +307,10 @@ def decide_match(
     album_search: tuple[str, list[dict]] | None,
     session: SearchSession,
     blocked: set[tuple[str, str]],
+    quality: QualityProfile | None = None,
 ) -> dict[str, Any]:
     """`match_steps` run with one search at a time through `session`."""
-    steps = match_steps(row, album_search, blocked)
+    steps = match_steps(row, album_search, blocked, quality)
     try:
         query = next(steps)
         while True:

@@ -41,10 +41,20 @@ class LibraryFolders(ConfigurableResource):
     path_template: str
     downloads_dir: str | None = None
     remote_downloads_dir: str | None = None
+    extra_library_dirs: list[str] = []  # scanned by library_scan, never written
+    playlist_dir: str | None = None  # the .m3u8 files (None: <library>/Playlists)
 
     @property
     def library(self) -> Path:
         return Path(self.library_dir)
+
+    @property
+    def library_roots(self) -> list[Path]:
+        return [self.library, *(Path(d) for d in self.extra_library_dirs)]
+
+    @property
+    def playlists(self) -> Path:
+        return Path(self.playlist_dir) if self.playlist_dir else self.library / "Playlists"
 
     @property
     def quarantine(self) -> Path:
@@ -68,3 +78,4 @@ class PipelineSettings(ConfigurableResource):
     search_window_seconds: int = 220
     artwork_max_bytes: int = 10_485_760
     artwork_min_edge: int = 1000
+    quality: str | None = None  # HARMONY_QUALITY, validated by settings (harmony_pipeline/quality.py)

@@ -182,6 +182,10 @@ class SpotifyApi:
         )
         return self.pages(first)
 
+    def saved_tracks_page(self) -> dict:
+        """The first page of the user's Liked Songs (`/me/tracks`, newest first); `pages()` walks on."""
+        return self._call(self.sp.current_user_saved_tracks, limit=50)
+
     def track(self, track_id: str) -> dict:
         return self._call(self.sp.track, track_id)
 

@@ -18,12 +18,15 @@ DESIGN_GROUPS = {
     "backfilled_tracks": "catalog", "wanted_tracks": "catalog",
     "soulseek_matches": "acquisition", "downloads": "acquisition", "library_tracks": "acquisition",
     "track_metadata": "enrichment", "track_artwork": "enrichment", "track_lyrics": "enrichment",
+    "library_scan": "catalog", "playlist_files": "enrichment",
 }
 DESIGN_DEPENDENCIES = {
     "spotify_playlists": set(), "free_ingest_items": set(), "watchlist_artists": set(),
     "playlist_tracks": {"spotify_playlists"}, "backfilled_tracks": {"free_ingest_items"},
     "artist_releases": {"watchlist_artists"},
-    "wanted_tracks": {"playlist_tracks", "backfilled_tracks", "artist_releases"},
+    "library_scan": set(),
+    "wanted_tracks": {"playlist_tracks", "backfilled_tracks", "artist_releases", "library_scan"},
+    "playlist_files": {"playlist_tracks", "library_tracks", "library_scan"},
     "soulseek_matches": {"wanted_tracks"}, "downloads": {"soulseek_matches"}, "library_tracks": {"downloads"},
     "track_metadata": {"library_tracks"}, "track_artwork": {"library_tracks"}, "track_lyrics": {"library_tracks"},
 }
@@ -55,7 +58,7 @@ def test_flags_decide_artwork_and_lyrics_assets(tmp_path, artwork, lyrics):
     env = {"HARMONY_DATA_DIR": str(tmp_path), "ENABLE_ARTWORK": artwork, "ENABLE_LYRICS": lyrics}
     defs = build_definitions(load_settings(env))
     enrichment = {k for k, group in graph_of(defs)[0].items() if group == "enrichment"}
-    expected = {"track_metadata"} | ({"track_artwork"} if artwork else set()) | ({"track_lyrics"} if lyrics else set())
+    expected = {"track_metadata", "playlist_files"} | ({"track_artwork"} if artwork else set()) | ({"track_lyrics"} if lyrics else set())
     assert enrichment == expected
     assert graph_of(defs) == design_graph(artwork=bool(artwork), lyrics=bool(lyrics))
 

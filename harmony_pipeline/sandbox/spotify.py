@@ -159,6 +159,8 @@ class SpotifyEmulator(Emulator):
         # A refresh token issued ahead of time for the sandbox user (SPOTIFY_REFRESH_TOKEN).
         self.user_refresh_token = f"sandbox-refresh-{catalog.seed}-{catalog.me}"
         self._refresh_tokens[self.user_refresh_token] = (catalog.me, USER_SCOPES)
+        # The user's Liked Songs, newest first: (track id, added_at). Starts as the small playlist's tracks.
+        self.liked: list[tuple[str, str]] = self._initial_liked()
 
         self.add_route("GET", "/authorize", self.authorize)
         self.add_route("POST", "/api/token", self.token)
@@ -166,6 +168,7 @@ class SpotifyEmulator(Emulator):
         api: list[tuple[str, Callable[[Request, str | None], Any]]] = [
             ("/v1/me", self.me),
             ("/v1/me/playlists", self.my_playlists),
+            ("/v1/me/tracks", self.saved_tracks),
             ("/v1/playlists/{playlist_id}", self.playlist),
             ("/v1/playlists/{playlist_id}/items", self.playlist_items),
             ("/v1/playlists/{playlist_id}/tracks", self.playlist_tracks_legacy),
@@ -197,6 +200,24 @@ class SpotifyEmulator(Emulator):
                 return self.error_response(error.status, error.message)
 
         return wrapped
+
+    # -- Liked Songs ----------------------------------------------------------------------------
+    def _initial_liked(self) -> list[tuple[str, str]]:
+        playlist = self.catalog.playlists.get(self.catalog.small_playlist_id)
+        if playlist is None:
+            return []
+        entries = [(e.track_id, e.added_at) for e in playlist.entries if e.kind == "track" and e.track_id]
+        return sorted(entries, key=lambda entry: entry[1], reverse=True)
+
+    def like(self, track_id: str, added_at: str | None = None) -> None:
+        """Save a track to Liked Songs (it comes first, as on Spotify)."""
+        stamp = added_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self._state_lock:
+            self.liked = [(track_id, stamp)] + [entry for entry in self.liked if entry[0] != track_id]
+
+    def unlike(self, track_id: str) -> None:
+        with self._state_lock:
+            self.liked = [entry for entry in self.liked if entry[0] != track_id]
 
     # -- tokens ---------------------------------------------------------------------------------
     def issue_access_token(self, user_id: str | None, scope: str = USER_SCOPES) -> str:
@@ -530,6 +551,25 @@ class SpotifyEmulator(Emulator):
     def me(self, request: Request, user_id: str | None) -> dict[str, Any]:
         user = self.catalog.users[self._require_user(user_id)]
         return {**self._owner(request, user.id), "images": []}
+
+    def saved_tracks(self, request: Request, user_id: str | None) -> dict[str, Any]:
+        """`/me/tracks`: saved track objects `{added_at, track}`, newest first; needs user-library-read."""
+        self._require_user(user_id)
+        if "user-library-read" not in self._token_scope(request).split():
+            raise SpotifyError(403, "Insufficient client scope")
+        limit, offset = self._limit_offset(request, 20, 50)
+        with self._state_lock:
+            liked = list(self.liked)
+        with self.catalog.lock:
+            return self._page(request, "me/tracks", liked, offset, limit,
+                              lambda entry: {"added_at": entry[1],
+                                             "track": self._track_full(request, self.catalog.tracks[entry[0]])})
+
+    def _token_scope(self, request: Request) -> str:
+        value = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        with self._state_lock:
+            token = self._tokens.get(value)
+        return token.scope if token else ""
 
     def my_playlists(self, request: Request, user_id: str | None) -> dict[str, Any]:
         me = self._require_user(user_id)
