@@ -101,7 +101,8 @@ def progress(database: Path) -> tuple[int, int, int]:
     with storage.connect(database, read_only=True) as conn:
         library = conn.execute("SELECT count(*) FROM library_tracks").fetchone()[0]
         wanted = conn.execute("SELECT count(*) FROM wanted_tracks WHERE state = 'wanted'").fetchone()[0]
-        flying = conn.execute("SELECT count(*) FROM downloads WHERE state IN ('downloading', 'succeeded')").fetchone()[0]
+        flying = conn.execute("SELECT count(*) FROM downloads WHERE state IN "
+                              "('enqueuing', 'downloading', 'succeeded', 'importing')").fetchone()[0]
     return library, wanted, flying
 
 
@@ -165,8 +166,10 @@ def search_window(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
     deadline = started + args.window * 60
     runs = 0
     while time.time() < deadline:
-        job = subprocess.Popen([dagster, "job", "execute", *location, "-j", "acquisition_job"], env=env, cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The whole job once (wanted tracks), then searches: a run with nothing new materializes nothing.
+        command = ([dagster, "job", "execute", *location, "-j", "acquisition_job"] if runs == 0 else
+                   [dagster, "asset", "materialize", *location, "--select", "soulseek_matches"])
+        job = subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         runs += 1
         try:
             job.wait(timeout=max(deadline - time.time(), 1))
@@ -179,7 +182,8 @@ def search_window(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
                 job.wait(timeout=30)
     log = [r for r in slskd_requests(sandbox["slskd"]) if started <= r["time"] <= deadline]
     searches = sum(r["method"] == "POST" and r["path"].rstrip("/").endswith("/api/v0/searches") for r in log)
-    polls = sum(r["method"] == "GET" and re.search(r"/api/v0/searches/[^/]+$", r["path"]) is not None for r in log)
+    polls = sum(r["method"] == "GET" and re.search(r"/api/v0/searches(/[^/]+)?/?$", r["path"]) is not None
+                for r in log)
     limit, seconds = (float(x) for x in args.budget.split("/"))
     return {"tracks": args.tracks, "search_seconds": args.search_seconds, "budget": args.budget,
             "window_minutes": args.window, "runs": runs, "searches": searches,
@@ -203,12 +207,28 @@ def drive(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
         sync = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[AssetKey("spotify_playlists"), AssetKey("playlist_tracks")])
         assert sync.success, "the playlist sync failed"
+        from resources.database import HarmonyDatabase
+        from resources.slskd import SlskdResource
+        from sensors.downloads import acquisition_selection, pending_work
+
         job = defs.resolve_job_def("acquisition_job")
+        resources = {"database": HarmonyDatabase(path=str(database)),
+                     "slskd": SlskdResource(url=settings.slskd_url, api_key=os.environ.get("SLSKD_API_KEY"))}
         started = time.monotonic()
         runs, failed, per_run = 0, 0, []
         while True:
             before = progress(database)[0]
-            result = job.execute_in_process(instance=instance, raise_on_error=False)
+            # The first run is the whole job; then the runs download_transfer_sensor would request, of
+            # the assets that have work (waiting without a run while transfers are on slskd).
+            selection = None if runs == 0 else acquisition_selection(
+                pending_work(resources["database"], resources["slskd"]))
+            if selection == []:
+                if progress(database)[2] == 0 and time.monotonic() - started > 5:
+                    break
+                time.sleep(0.5)
+                continue
+            result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                            asset_selection=[AssetKey(n) for n in selection] if selection else None)
             runs += 1
             failed += not result.success
             library, wanted, flying = progress(database)
@@ -230,7 +250,9 @@ def drive(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
     log = slskd_requests(sandbox["slskd"])
     searches = [json.loads(r["body"] or "{}").get("searchText", "") for r in log
                 if r["method"] == "POST" and r["path"].rstrip("/").endswith("/api/v0/searches")]
-    polls = sum(r["method"] == "GET" and re.search(r"/api/v0/searches/[^/]+$", r["path"]) is not None for r in log)
+    # Status polls: one search's state, or the list of every search's state (pipelined searches).
+    polls = sum(r["method"] == "GET" and re.search(r"/api/v0/searches(/[^/]+)?/?$", r["path"]) is not None
+                for r in log)
     kinds = searches_by_kind(database, album_track_ids, searches)
     imported = imported_by_kind(database, album_track_ids)
     total = imported["album"] + imported["single"]

@@ -33,6 +33,7 @@ import duckdb
 
 from harmony_pipeline import storage
 from harmony_pipeline.claims import file_claim_is_live, file_claim_tag
+from harmony_pipeline.crashpoints import crashpoint
 from harmony_pipeline.ingest_parser import (
     MAX_SUBMISSION_BYTES,
     IngestError,
@@ -359,6 +360,7 @@ def ingest_inbox_file(database_path: Path | str, file: InboxFile) -> InboxOutcom
         file.path.rename(claimed)  # atomic: of two takers only one succeeds
     except FileNotFoundError:
         return None
+    crashpoint("ingest.after_claim")
     if claims > MAX_CLAIMS:
         return _fail(file, claimed, f"set aside: reading it was interrupted {file.claims} times "
                                     "(the tick or run was killed or timed out)")

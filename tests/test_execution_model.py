@@ -216,3 +216,25 @@ def test_claims_tell_a_live_process_from_a_dead_one():
     assert not claim_is_live(None)
     host, pid, start = process_token().split(":")
     assert not claim_is_live(f"{host}:{pid}:{int(start) + 1}")  # the same pid, reused by another process
+
+
+def test_ingest_run_killed_with_a_file_claimed_converges_at_once(pipeline, instance):
+    sandbox, env = pipeline
+    inbox = Path(env["HARMONY_DATA_DIR"]) / "inbox"
+    inbox.mkdir(parents=True)
+    lines = [f"{sandbox.catalog.artists[t.artist_ids[0]].name} - {t.name}"
+             for t in list(sandbox.catalog.tracks.values())[:5]]
+    (inbox / "wishes.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    time.sleep(2.5)  # older than the inbox's settle time: a finished copy
+
+    killed = _materialize_in_process(env, ["free_ingest_items"], HARMONY_CRASHPOINT="ingest.after_claim")
+    assert killed.returncode == -9, killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert [p.name.endswith("_wishes.txt") for p in (inbox / "processing").iterdir()] == [True]
+    [dead_run] = [r for r in instance.get_runs() if r.status == DagsterRunStatus.STARTED]
+    assert fail_dead_runs(instance) == [dead_run.run_id]
+
+    # The next run takes the claim back at once (its process is gone) and records every line once.
+    assert materialize_assets(["free_ingest_items"], instance).success
+    assert list((inbox / "processing").iterdir()) == []
+    assert [p.name for p in (inbox / "processed").iterdir() if p.name.endswith("_wishes.txt")]
+    assert _query("SELECT count(*), count(DISTINCT fingerprint) FROM free_ingest_items")[0] == (5, 5)
