@@ -90,3 +90,12 @@ def test_close_attempt_records_outcome():
     history = [history_entry(CANDIDATES[0], NOW)]
     close_attempt(history, "Completed, Rejected", "File not shared.", NOW)
     assert history[0]["outcome"] == "Completed, Rejected" and history[0]["error"] == "File not shared."
+
+
+def test_a_file_missing_on_our_side_does_not_count_against_the_peer():
+    """A finished file gone from the downloads folder is our side's problem: the same file stays the
+    next candidate; a file the peer failed to deliver does not."""
+    history = [{"username": "a", "filename": CANDIDATES[0]["filename"], "outcome": "file_missing"}]
+    assert next_candidate(CANDIDATES, history, set())["username"] == "a"
+    history[0]["outcome"] = "Completed, Errored"
+    assert next_candidate(CANDIDATES, history, set())["username"] == "b"

@@ -238,3 +238,58 @@ def test_ingest_run_killed_with_a_file_claimed_converges_at_once(pipeline, insta
     assert list((inbox / "processing").iterdir()) == []
     assert [p.name for p in (inbox / "processed").iterdir() if p.name.endswith("_wishes.txt")]
     assert _query("SELECT count(*), count(DISTINCT fingerprint) FROM free_ingest_items")[0] == (5, 5)
+
+
+def test_slskd_outage_during_enqueue_spends_no_attempt_and_leaves_no_claim(pipeline, instance):
+    from harmony_pipeline.download_attempts import RetryRules
+    from harmony_pipeline.download_flow import DownloadSetup, start_due_downloads
+    from resources.database import HarmonyDatabase
+    from resources.slskd import SlskdResource, SlskdUnavailable
+
+    sandbox, env = pipeline
+    assert materialize_assets(SOURCES + ["soulseek_matches"], instance).success
+    matched = _query("SELECT count(*) FROM soulseek_matches WHERE status = 'matched'")[0][0]
+    slskd = sandbox.emulator("slskd")
+    # slskd answers 409 while it is not logged in to Soulseek: the client reports it unavailable.
+    slskd.add_fault(Fault(pattern="/transfers/downloads/", method="POST", status=409,
+                          message="Not connected to the server"))
+    setup = DownloadSetup(
+        client=SlskdResource(url=sandbox.url("slskd"), api_key=env["SLSKD_API_KEY"]).get_client(),
+        database=HarmonyDatabase(path=str(load_settings().duckdb_path)),
+        downloads_dir=Path(env["SLSKD_DOWNLOADS_DIR"]), remote_downloads_dir=None,
+        quarantine_dir=Path(env["HARMONY_DATA_DIR"]) / "quarantine", rules=RetryRules(3, 0.05, 0.2))
+    with pytest.raises(SlskdUnavailable):
+        start_due_downloads(setup)
+    assert _query("SELECT count(*) FROM downloads")[0][0] == 0  # every claim undone, no attempt spent
+
+    slskd.clear_faults()
+    assert start_due_downloads(setup) == matched
+    assert set(_query("SELECT state, attempts FROM downloads")) == {("downloading", 1)}
+
+
+def test_short_rate_limits_retry_the_step_and_transient_errors_escape_items():
+    from datetime import datetime, timedelta, timezone
+
+    from dagster import RetryRequested
+
+    from assets.common import retry_on_short_rate_limit
+    from harmony_pipeline.http_cache import ServiceError
+    from harmony_pipeline.service_errors import escapes_item, is_transient
+    from resources.spotify import SpotifyError, SpotifyForbidden, SpotifyNotFound, SpotifyRateLimited
+
+    soon = SpotifyRateLimited(datetime.now(timezone.utc) + timedelta(seconds=40))
+    with pytest.raises(RetryRequested) as retry:
+        with retry_on_short_rate_limit():
+            raise soon
+    assert 39 <= retry.value.seconds_to_wait <= 42
+    later = SpotifyRateLimited(datetime.now(timezone.utc) + timedelta(hours=2))
+    with pytest.raises(SpotifyRateLimited):  # a long limit stays a per-item matter (cool-down)
+        with retry_on_short_rate_limit():
+            raise later
+    assert escapes_item(soon) and not escapes_item(later)
+    for transient in (ServiceError("musicbrainz answered 503", 503), ServiceError("unreachable", None),
+                      SpotifyError("Spotify unreachable: ConnectionError"), SpotifyError("bad gateway", 502)):
+        assert is_transient(transient) and escapes_item(transient)
+    for permanent in (ServiceError("not JSON", 200), SpotifyNotFound("gone", 404), SpotifyForbidden("no", 403),
+                      ValueError("a bug"), OSError("disk full")):
+        assert not escapes_item(permanent)
