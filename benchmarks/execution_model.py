@@ -134,6 +134,7 @@ def main() -> int:
                 sync.kill()
                 during = f">{args.max_wait:.0f} (still waiting, stopped)"
             enrichment_done = enrichment.poll() is not None
+            enrichment.kill()  # its work is not what is measured
             enrichment.wait()
             print(f"spotify_playlists run: alone {alone:.1f} s; while track_metadata enriches {previous} "
                   f"tracks: {during} s (enrichment {'had finished' if enrichment_done else 'still running'})",
