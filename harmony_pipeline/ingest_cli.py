@@ -12,6 +12,7 @@ was recorded.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         description="Record wanted tracks from text lines, CSV (Exportify too), JSON or Spotify links. "
                     "Lines that cannot be read are listed with their reason.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="files to ingest; - reads standard input")
+    parser.add_argument("--json", action="store_true",
+                        help="print the report as one JSON object (per file: accepted, skipped lines with reasons)")
     parser.set_defaults(handler=run_ingest, needs_settings=True)
 
 
@@ -80,6 +83,9 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
                                                   progress=lambda n: progress.advance(task, n)))
                 del parsed
 
+    if args.json:
+        print(json.dumps(_json_report(names, outcomes), ensure_ascii=False))
+        return 0
     several = len(outcomes) > 1
     for name, outcome in zip(names, outcomes):
         if not args.quiet:
@@ -91,3 +97,13 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     skipped = sum(o.skipped_count for o in outcomes)
     print(f"accepted {accepted}, skipped {skipped}")
     return 0
+
+
+def _json_report(names: list[str], outcomes: list[SubmissionOutcome]) -> dict:
+    """The report `harmony ingest --json` prints: each file's outcome and the totals."""
+    files = [{"file": name, "accepted": outcome.accepted, "skipped": outcome.skipped_count,
+              "skipped_lines": [{"line": s.line_number, "reason": s.reason} for s in outcome.skipped],
+              "not_listed": outcome.not_listed, "notes": list(outcome.notes)}
+             for name, outcome in zip(names, outcomes)]
+    return {"files": files, "accepted": sum(f["accepted"] for f in files),
+            "skipped": sum(f["skipped"] for f in files)}

@@ -200,3 +200,17 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("artist\tid\t")
     assert done.stderr == "" and done.returncode == 141
+
+
+def test_ingest_report_as_json(tmp_path, monkeypatch, capsys):
+    from harmony_pipeline.cli import main
+
+    monkeypatch.setenv("HARMONY_DATA_DIR", str(tmp_path / "data"))
+    wishes = tmp_path / "wishes.txt"
+    wishes.write_text("Sigur Rós - Hoppípolla\nnot a track line\nBjörk - Jóga\n", encoding="utf-8")
+    assert main(["--quiet", "ingest", "--json", str(wishes)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accepted"] == 2 and report["skipped"] == 1
+    [entry] = report["files"]
+    assert entry["file"] == str(wishes) and [s["line"] for s in entry["skipped_lines"]] == [2]
+    assert entry["skipped_lines"][0]["reason"]
