@@ -20,11 +20,14 @@ from dagster import (
 )
 
 from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
+from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.library_scan import scan_library
 from harmony_pipeline.playlist_files import write_playlist_files
 from harmony_pipeline.quality import parse_quality
 from harmony_pipeline.upgrades import UpgradeSetup, run_upgrades
+from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
+from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
 
 
@@ -65,7 +68,9 @@ def library_scan(context: AssetExecutionContext, database: HarmonyDatabase,
     group_name="enrichment",
     deps=[AssetKey("playlist_tracks"), AssetKey("library_tracks"), library_scan],
     output_required=False,
-    automation_condition=AutomationCondition.eager(),
+    # Also before the pipeline imported anything (library_tracks materializes only when it imports):
+    # playlists of tracks adopted from the user's own folders are written all the same.
+    automation_condition=AutomationCondition.eager().without(~AutomationCondition.any_deps_missing()),
     description="One .m3u8 per synced playlist (HARMONY_PLAYLIST_DIR, default <library>/Playlists): the "
                 "playlist's tracks in the library, in playlist order, paths relative to the playlist file.",
 )
@@ -92,15 +97,18 @@ def playlist_files(context: AssetExecutionContext, database: HarmonyDatabase, fo
     description="Library files below the HARMONY_QUALITY cutoff searched again at a low priority and replaced "
                 "by better correct files (tags, cover and lyrics kept).",
 )
-def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, database: HarmonyDatabase,
-                     folders: LibraryFolders, pipeline: PipelineSettings):
+def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, acoustid: AcoustIdResource,
+                     musicbrainz: MusicBrainzResource, database: HarmonyDatabase, folders: LibraryFolders,
+                     pipeline: PipelineSettings):
     client = slskd.get_client()
+    cache = HttpCache(database.path)
     setup = UpgradeSetup(
         database=database, client=client, profile=parse_quality(pipeline.quality or ""),
         search=lambda text: client.search(text, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds),
         library_root=folders.library, downloads_dir=Path(folders.downloads_dir or folders.library),
         remote_downloads_dir=folders.remote_downloads_dir, quarantine_dir=folders.quarantine,
-        search_limit=pipeline.search_limit, search_window_seconds=pipeline.search_window_seconds, log=context.log)
+        search_limit=pipeline.search_limit, search_window_seconds=pipeline.search_window_seconds, log=context.log,
+        verifier=acoustid.get_verifier(musicbrainz.get_client(cache), cache))
     report = run_upgrades(setup)
     if report.deferred:
         context.log.info(f"upgrade searches wait: {report.deferred}")

@@ -46,6 +46,7 @@ from harmony_pipeline.library_import import (
 
 QUEUE_GIVE_UP = timedelta(hours=6)  # a transfer still waiting in a peer's queue after this is abandoned
 MISSING_GRACE = timedelta(minutes=5)  # a transfer slskd does not list after this was lost
+CLOCK_SKEW = timedelta(seconds=60)  # slskd's clock may differ from ours by this much
 
 
 @dataclass
@@ -158,6 +159,8 @@ def start_due_downloads(setup: DownloadSetup) -> int:
             setup.client.enqueue(candidate["username"], candidate["filename"], candidate.get("size"))
         except SlskdUnavailable as error:
             unavailable = error  # slskd itself is down: nothing more can be enqueued now
+            if error.maybe_done:  # sent, no answer: slskd may have the transfer; reconcile decides
+                row["_uncertain"] = True
             break
         except SlskdError as failure:
             errors[row["wanted_key"]] = str(failure)
@@ -168,7 +171,11 @@ def start_due_downloads(setup: DownloadSetup) -> int:
     with setup.database.connect() as conn, storage.transaction(conn):
         for row, _, before in claimed:
             key, label = row["wanted_key"], labels.get(row["wanted_key"], row["wanted_key"])
-            if not row.pop("_enqueued", False):
+            if row.pop("_uncertain", False):
+                # Released, not undone: reconcile_transfers finds the transfer on slskd or undoes the claim.
+                row.update(claimed_by=None, updated_at=storage.utcnow())
+                save_download(conn, row)
+            elif not row.pop("_enqueued", False):
                 _undo_claim(conn, row, before)  # an slskd outage spends no attempt
             elif key in errors:
                 setup.log.warning(f"{label}: enqueue refused: {errors[key]}")
@@ -217,6 +224,14 @@ def newest_transfers(transfers: list) -> dict[tuple[str, str], Any]:
     return newest
 
 
+def belongs_to_attempt(transfer, row: dict[str, Any]) -> bool:
+    """Whether slskd's transfer was requested for the row's current attempt, not an earlier one of the
+    same file (allowing for clocks that differ a little between slskd and this machine)."""
+    if not row.get("enqueued_at") or not transfer.requested_at:
+        return True
+    return _requested_at(transfer) >= row["enqueued_at"] - CLOCK_SKEW
+
+
 def local_file(setup: DownloadSetup, transfer, reported_paths: dict) -> Path | None:
     """Where slskd wrote the file: its event's path mapped to this host, else the expected place."""
     reported = reported_paths.get((transfer.username, transfer.filename)) or reported_paths.get(
@@ -253,6 +268,8 @@ def reconcile_transfers(setup: DownloadSetup) -> dict[str, int]:
     outcomes = []  # (row, action, detail)
     for row in active:
         transfer = transfers.get((row["username"], row["filename"]))
+        if transfer is not None and not belongs_to_attempt(transfer, row):
+            transfer = None  # an earlier attempt's transfer of the same file (a retry, a requeue)
         if row["state"] == "enqueuing":  # its process died between the claim and slskd's answer
             outcomes.append((row, "enqueued" if transfer else "undo_claim", None))
             continue

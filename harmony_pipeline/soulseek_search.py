@@ -25,6 +25,7 @@ SEARCH_CACHE_TTL = timedelta(hours=6)  # peers come and go: an older answer is s
 NO_MATCH_COOLDOWN = timedelta(hours=12)  # longer than the cache TTL, so the retry really searches
 MAX_BUDGET_WAIT_SECONDS = 30.0  # a longer wait defers the rest to a later run instead of idling
 MAX_QUERIES_PER_TRACK = 2
+STOPPED_SEARCH_GRACE_SECONDS = 10.0  # a stopped search still running after this is given up
 KEPT_CANDIDATES = 10
 
 
@@ -134,7 +135,7 @@ class SearchPipeline:
         waiting: dict[str, list[int]] = defaultdict(list)  # query → coroutines waiting for it
         queue: list[str] = []  # queries to search, in the order they were asked
         in_flight: dict[str, tuple[str, float]] = {}  # search id → (query, deadline)
-        stopped: set[str] = set()
+        stopped: dict[str, float] = {}  # search id → when it is given up if slskd still runs it
 
         def advance(index: int, answer: list[dict] | None, first: bool = False) -> None:
             while True:  # cache hits and deferrals are answered at once
@@ -155,11 +156,11 @@ class SearchPipeline:
         for index in range(len(coroutines)):
             advance(index, None, first=True)
         last_created = last_poll = float("-inf")
+        budget_ready = float("-inf")  # when the shared budget has room again
         while queue or in_flight:
             # Start searches while there is room in flight, in the budget and in slskd's pace.
-            budget_wait = 0.0
             while queue and len(in_flight) < self.max_in_flight and \
-                    self.clock() - last_created >= self.spacing_seconds:
+                    self.clock() - last_created >= self.spacing_seconds and self.clock() >= budget_ready:
                 budget_wait = self.session.take_budget(queue[0])
                 if budget_wait is None:  # deferred: every query not started yet is answered with None
                     for query in queue:
@@ -168,7 +169,8 @@ class SearchPipeline:
                     queue.clear()
                     break
                 if budget_wait > 0:
-                    break  # the window frees soon: keep polling meanwhile
+                    budget_ready = self.clock() + budget_wait  # the window frees soon: keep polling meanwhile
+                    break
                 query = queue.pop(0)
                 search_id = self.client.start_search(query, timeout_ms=self.timeout_ms)
                 last_created = self.clock()
@@ -176,7 +178,7 @@ class SearchPipeline:
             # Sleep until the next creation or poll is due.
             moments = []
             if queue and len(in_flight) < self.max_in_flight:
-                moments.append(last_created + max(self.spacing_seconds, budget_wait or 0.0))
+                moments.append(max(last_created + self.spacing_seconds, budget_ready))
             if in_flight:
                 moments.append(last_poll + self.poll_seconds)
             pause = min(moments, default=self.clock()) - self.clock()
@@ -188,13 +190,19 @@ class SearchPipeline:
             listed = self.client.search_progress()
             for search_id, (query, deadline) in list(in_flight.items()):
                 complete = listed.get(search_id)
-                if complete is False:
+                given_up = complete is False and search_id in stopped and self.clock() > stopped[search_id]
+                if complete is False and not given_up:
                     if self.clock() > deadline and search_id not in stopped:
-                        self.client.stop_search(search_id)
-                        stopped.add(search_id)
+                        self.client.stop_search(search_id)  # it completes as "Cancelled", responses kept
+                        stopped[search_id] = self.clock() + STOPPED_SEARCH_GRACE_SECONDS
                     continue
                 del in_flight[search_id]
-                if complete is None:  # gone from slskd's list (slskd restarted): asked again next run
+                if complete is None or given_up:
+                    # Gone from slskd's list (slskd restarted), or still running after being stopped:
+                    # no verdict on the track, which is asked again next run.
+                    if given_up:
+                        self.client.delete_search(search_id)
+                        self.session.log.warning(f"search {query!r} did not complete, even after being stopped")
                     responses = None
                 else:
                     responses = self.client.finish_search(search_id, query)

@@ -27,6 +27,7 @@ from harmony_pipeline import storage
 from harmony_pipeline.acquisition_state import searches_due
 from harmony_pipeline.artwork import ArtworkError, embed_cover, existing_cover, existing_cover_bytes
 from harmony_pipeline.download_flow import local_file
+from harmony_pipeline.audio_verification import verify_download
 from harmony_pipeline.import_tags import read_spotify_id, tag_in_place_atomically
 from harmony_pipeline.library_import import (
     AudioCheckError,
@@ -70,6 +71,7 @@ class UpgradeSetup:
     search_limit: int
     search_window_seconds: int
     log: Any = logging.getLogger(__name__)
+    verifier: Any = None  # audio_verification.Verifier: the same checks as every import
 
 
 @dataclass
@@ -102,7 +104,7 @@ def _label(row: dict[str, Any]) -> str:
 def settle_upgrades(setup: UpgradeSetup, report: UpgradeReport) -> None:
     with setup.database.connect(read_only=True) as conn:
         rows = storage.fetch_dicts(
-            conn, "SELECT u.*, w.artist, w.title, w.duration_ms FROM library_upgrades u "
+            conn, "SELECT u.*, w.artist, w.title, w.duration_ms, w.isrc FROM library_upgrades u "
             "JOIN wanted_tracks w USING (wanted_key) WHERE u.state IN ('downloading', 'replacing')")
     if not rows:
         return
@@ -139,6 +141,8 @@ def _replace(setup: UpgradeSetup, row: dict[str, Any], report: UpgradeReport) ->
     if row["state"] == "downloading":
         try:
             info = check_download(source, row.get("duration_ms"))
+            # Silent, truncated or another recording: never replaces the library's good file.
+            verify_download(source, {"isrc": row.get("isrc")}, setup.verifier)
         except AudioCheckError as error:
             if source.is_file():
                 quarantine(source, setup.quarantine_dir, str(error))

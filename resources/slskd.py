@@ -35,7 +35,12 @@ class SlskdError(RuntimeError):
 
 
 class SlskdUnavailable(SlskdError):
-    """slskd cannot be reached, or is not logged in to Soulseek (409): try again later."""
+    """slskd cannot be reached, or is not logged in to Soulseek (409): try again later.
+
+    `maybe_done`: the request was sent but its answer never came (a read timeout), so slskd may have
+    acted on it (e.g. created the transfer)."""
+
+    maybe_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,9 @@ class SlskdClient:
         try:
             response = self.session.request(method, self.api + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
-            raise SlskdUnavailable(f"slskd unreachable at {self.api}: {type(error).__name__}") from None
+            unavailable = SlskdUnavailable(f"slskd unreachable at {self.api}: {type(error).__name__}")
+            unavailable.maybe_done = isinstance(error, requests.ReadTimeout)
+            raise unavailable from None
         finally:
             self.seconds_spent += time.monotonic() - started
         if response.status_code == 401:
@@ -143,6 +150,9 @@ class SlskdClient:
         if response.status_code != 200:
             raise SlskdError(f"search list: {error_text(response)}", response.status_code)
         return {str(s.get("id", "")).lower(): search_complete(s) for s in response.json() or []}
+
+    def delete_search(self, search_id: str) -> None:
+        self._request("DELETE", f"/searches/{search_id}")
 
     def stop_search(self, search_id: str) -> None:
         self._request("PUT", f"/searches/{search_id}")  # it completes as "Cancelled", responses kept

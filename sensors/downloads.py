@@ -9,7 +9,14 @@ have work, from the first of them down the chain.
 from dagster import AssetKey, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import downloads_not_started, imports_pending, pending_download_work, searches_due
+from harmony_pipeline.acquisition_state import (
+    downloads_not_started,
+    imports_pending,
+    load_downloads,
+    pending_download_work,
+    searches_due,
+)
+from harmony_pipeline.download_flow import belongs_to_attempt, newest_transfers
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
 from resources.slskd import SlskdError, SlskdResource
@@ -25,8 +32,7 @@ def pending_work(database: HarmonyDatabase, slskd: SlskdResource | None) -> dict
     """Counts of what an acquisition run would act on now."""
     now = storage.utcnow()
     with database.connect(read_only=True) as conn:
-        downloading = conn.execute(
-            "SELECT username, filename FROM downloads WHERE state = 'downloading'").fetchall()
+        downloading = load_downloads(conn, "state = 'downloading'")
         _, next_due = pending_download_work(conn, now)
         claims = conn.execute("SELECT count(*) FROM downloads WHERE state = 'enqueuing'").fetchone()[0]
         work = {
@@ -40,9 +46,13 @@ def pending_work(database: HarmonyDatabase, slskd: SlskdResource | None) -> dict
     if slskd is not None and (downloading or work["retries_due"] or work["searches_due"] or work["downloads_due"]):
         # Asked even with nothing in flight: while slskd is down the tick is skipped (SlskdError)
         # instead of requesting runs that can only fail.
-        ours = set(downloading)
+        # The newest transfer of each file, and only one requested for the current attempt: an earlier
+        # attempt's finished transfer of the same file is no news.
+        transfers = newest_transfers(slskd.get_client().transfers())
         work["transfers_finished"] = sum(
-            1 for t in slskd.get_client().transfers() if (t.username, t.filename) in ours and t.is_terminal)
+            1 for row in downloading
+            if (t := transfers.get((row["username"], row["filename"]))) is not None and t.is_terminal
+            and belongs_to_attempt(t, row))
     return work
 
 

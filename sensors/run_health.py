@@ -22,7 +22,10 @@ def fail_dead_runs(instance: DagsterInstance, log=None) -> list[str]:
     dead = []
     for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
         token = run.tags.get(PROCESS_TAG)
-        if token and not claim_is_live(token):
+        if not token or claim_is_live(token):
+            continue
+        run = instance.get_run_by_id(run.run_id)  # it may have finished since the list was read
+        if run is not None and run.status == DagsterRunStatus.STARTED:
             instance.report_run_failed(run, f"the run's process ({token}) is gone: it was killed or crashed")
             dead.append(run.run_id)
             if log is not None:

@@ -95,3 +95,55 @@ def test_one_album_search_serves_every_wanted_track_of_the_album(slskd_sandbox, 
                if r.method == "POST" and r.path.rstrip("/").endswith("/searches")]
     # The album search, plus a track search only for a track the album search did not settle.
     assert len(created) <= 1 + (len(rows) - len(matched)) * 2
+
+
+class _StuckClient:
+    """A client whose searches never report complete (a wedged slskd), on a fake clock."""
+
+    def __init__(self, clock):
+        self.clock, self.stopped, self.deleted = clock, [], []
+
+    def start_search(self, query, timeout_ms):
+        return f"id-{query}"
+
+    def search_progress(self):
+        return {f"id-{q}": False for q in ("a b",)}
+
+    def stop_search(self, search_id):
+        self.stopped.append(search_id)
+
+    def delete_search(self, search_id):
+        self.deleted.append(search_id)
+
+
+def test_a_search_slskd_never_completes_is_given_up_not_waited_on_forever(tmp_path):
+    now = [0.0]
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    session = SearchSession(search=None, database=database, limit=1000, window_seconds=60,
+                            sleep=lambda seconds: now.__setitem__(0, now[0] + max(seconds, 0.01)))
+    client = _StuckClient(now)
+    pipeline = SearchPipeline(client, session, timeout_ms=1000, poll_seconds=0.5, clock=lambda: now[0])
+
+    def steps():
+        answer = yield "a b"
+        return answer
+
+    assert pipeline.run([steps()]) == [None]  # no verdict: the track is searched again next run
+    assert client.stopped == ["id-a b"] and client.deleted == ["id-a b"]
+    assert now[0] < 1 * 4 + 30 + 60  # the deadline, the grace after stopping, a few polls
+
+
+def test_a_busy_budget_is_waited_for_without_spinning(tmp_path):
+    now = [0.0]
+    calls = []
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    session = SearchSession(search=None, database=database, limit=1000, window_seconds=60,
+                            sleep=lambda seconds: now.__setitem__(0, now[0] + max(seconds, 0.01)))
+    session.take_budget = lambda query: calls.append(now[0]) or (5.0 if len(calls) < 2 else None)
+    pipeline = SearchPipeline(_StuckClient(now), session, clock=lambda: now[0])
+
+    def steps():
+        return (yield "a b")
+
+    assert pipeline.run([steps()]) == [None]
+    assert len(calls) == 2 and calls[1] - calls[0] >= 5.0  # asked again when the window frees, not in a loop

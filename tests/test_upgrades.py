@@ -13,6 +13,7 @@ import pytest
 from conftest import materialize_assets, pipeline_environment, settle_acquisition
 from PIL import Image
 
+from harmony_pipeline import storage
 from harmony_pipeline.artwork import embed_cover, existing_cover_bytes
 from harmony_pipeline.import_tags import read_spotify_id
 from harmony_pipeline.quality import parse_quality
@@ -61,7 +62,9 @@ def test_an_mp3_below_the_cutoff_is_replaced_by_a_flac_keeping_tags_cover_and_ly
         tmp_path, monkeypatch, dagster_home, instance):
     with Sandbox(tmp_path / "sandbox", slskd_search_seconds=0.1, slskd_transfer_step_seconds=0.02) as sandbox:
         env = pipeline_environment(sandbox, tmp_path, HARMONY_PLAYLISTS=sandbox.catalog.acquisition_playlist_id,
-                                   HARMONY_QUALITY="mp3>flac", RETRY_MAX_ATTEMPTS="3")
+                                   HARMONY_QUALITY="flac>mp3;cutoff=flac", RETRY_MAX_ATTEMPTS="3")
+        peers = sandbox.emulator("slskd").peers
+        peers.withhold("flac")  # nobody shares FLAC yet: the library gets MP3s below the cutoff
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         library = Path(env["HARMONY_LIBRARY_DIR"])
@@ -69,7 +72,8 @@ def test_an_mp3_below_the_cutoff_is_replaced_by_a_flac_keeping_tags_cover_and_ly
         assert materialize_assets(["spotify_playlists", "playlist_tracks", "library_scan", "wanted_tracks"],
                                   instance).success
         settle_acquisition(instance, max_runs=30, timeout=240)
-        mp3s = {key: path for key, path in _query("SELECT wanted_key, path FROM library_tracks WHERE format = 'mp3'")}
+        # Every file below the FLAC cutoff (MP3s, and lossy formats the profile ranks after them).
+        mp3s = {key: path for key, path in _query("SELECT wanted_key, path FROM library_tracks WHERE format <> 'flac'")}
         assert len(mp3s) >= 5
         cover = _cover()
         before = {}
@@ -83,7 +87,10 @@ def test_an_mp3_below_the_cutoff_is_replaced_by_a_flac_keeping_tags_cover_and_ly
         own.write_bytes((library / next(iter(mp3s.values()))).read_bytes())
         own_bytes = own.read_bytes()
 
-        monkeypatch.setenv("HARMONY_QUALITY", "flac>mp3;cutoff=flac")
+        # FLAC copies appear later; the searches are asked again once their cached answers expire (6 h).
+        peers.release()
+        with storage.connect(load_settings().duckdb_path) as conn:
+            conn.execute("DELETE FROM search_cache")
         deadline = time.monotonic() + 180
         while True:
             assert materialize_assets(["library_upgrades"], instance).success

@@ -226,6 +226,15 @@ class PeerNetwork:
             (peer, [(f, f.filename.lower()) for f in peer.files], [(f, f.filename.lower()) for f in peer.locked_files])
             for peer in self.peers.values()
         ]
+        # Formats no peer offers yet (as if shared later): left out of search answers until released.
+        self.withheld_extensions: set[str] = set()
+
+    def withhold(self, *extensions: str) -> None:
+        self.withheld_extensions = {e.lower() for e in extensions}
+
+    def release(self) -> None:
+        """The withheld files appear: peers have shared them since."""
+        self.withheld_extensions = set()
 
     # -- ground truth ---------------------------------------------------------------------------
     def find(self, username: str, filename: str) -> SharedFile | None:
@@ -273,9 +282,12 @@ class PeerNetwork:
         if not terms.include:
             return []
         responses = []
+        withheld = self.withheld_extensions
         for peer, files, locked in self._search_index:
-            matched = [f for f, lower in files if path_matches(lower, terms)][:MAX_FILES_PER_RESPONSE]
-            matched_locked = [f for f, lower in locked if path_matches(lower, terms)][:MAX_FILES_PER_RESPONSE]
+            matched = [f for f, lower in files if path_matches(lower, terms)
+                       and f.extension not in withheld][:MAX_FILES_PER_RESPONSE]
+            matched_locked = [f for f, lower in locked if path_matches(lower, terms)
+                              and f.extension not in withheld][:MAX_FILES_PER_RESPONSE]
             if matched or matched_locked:
                 responses.append({
                     "username": peer.username,
