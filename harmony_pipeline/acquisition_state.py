@@ -103,11 +103,20 @@ def downloads_not_started(conn) -> int:
         "AND NOT EXISTS (SELECT 1 FROM downloads d WHERE d.wanted_key = m.wanted_key)").fetchone()[0]
 
 
+def import_due(row: dict[str, Any], now: datetime) -> bool:
+    """A checked download whose import is due (after an error on our side it waits `next_attempt_at`),
+    or an import a dead process left half done."""
+    if row["state"] == "succeeded":
+        return row.get("next_attempt_at") is None or row["next_attempt_at"] <= now
+    return abandoned(row)
+
+
 def imports_pending(conn) -> int:
-    """Downloads waiting for the import, and imports a dead process left half done."""
-    rows = conn.execute("SELECT state, claimed_by, updated_at FROM downloads "
-                        "WHERE state IN ('succeeded', 'importing')").fetchall()
-    return sum(1 for state, token, at in rows if state == "succeeded" or not claim_is_live(token, at))
+    """Downloads whose import is due, and imports a dead process left half done."""
+    now = storage.utcnow()
+    rows = storage.fetch_dicts(conn, "SELECT state, claimed_by, updated_at, next_attempt_at FROM downloads "
+                                     "WHERE state IN ('succeeded', 'importing')")
+    return sum(1 for row in rows if import_due(row, now))
 
 
 def download_due(row: dict[str, Any] | None, now: datetime) -> bool:

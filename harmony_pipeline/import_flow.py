@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import abandoned, load_downloads, save_download
+from harmony_pipeline.acquisition_state import import_due, load_downloads, save_download
 from harmony_pipeline.claims import process_token
 from harmony_pipeline.crashpoints import crashpoint
 from harmony_pipeline.download_attempts import RetryRules
@@ -32,6 +33,8 @@ from harmony_pipeline.library_import import (
     quarantine,
 )
 from harmony_pipeline.library_paths import TrackNaming, render_library_path, resolve_inside, same_content, unique_destination
+
+IMPORT_RETRY = timedelta(minutes=10)  # an import that failed on our side is tried again after this
 
 LIBRARY_COLUMNS = (
     "wanted_key", "path", "spotify_track_id", "isrc", "title", "artist", "album", "album_id", "album_artist",
@@ -61,8 +64,8 @@ def imports_to_do(database) -> list[dict[str, Any]]:
     """Checked downloads waiting for the import, and imports a dead process left half done, with their
     wanted track's fields."""
     with database.connect(read_only=True) as conn:
-        rows = [r for r in load_downloads(conn, "state IN ('succeeded', 'importing')")
-                if r["state"] == "succeeded" or abandoned(r)]
+        now = storage.utcnow()
+        rows = [r for r in load_downloads(conn, "state IN ('succeeded', 'importing')") if import_due(r, now)]
         keys = [r["wanted_key"] for r in rows]
         wanted = {w["wanted_key"]: w for w in storage.fetch_dicts(
             conn, "SELECT * EXCLUDE (state, updated_at) FROM wanted_tracks WHERE wanted_key IN (SELECT unnest(?))",
@@ -111,10 +114,18 @@ def _tag_before_move(setup: ImportSetup, row: dict[str, Any], source: Path, disc
         setup.log.warning(f"{_label(row)}: imported without tags: {error}")
 
 
+def _postpone(conn, row: dict[str, Any], error: str) -> None:
+    """An import that failed on our side (library not writable, disk full, a bad template): the file stays,
+    no attempt is spent, and the import is tried again after IMPORT_RETRY, not at every sensor tick."""
+    now = storage.utcnow()
+    row.update(next_attempt_at=now + IMPORT_RETRY, last_error=f"could not import: {error}", updated_at=now)
+    save_download(conn, row)
+
+
 def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals: dict[str, int]) -> ImportReport:
     report = ImportReport()
     # 1. Where each file goes (reading files only).
-    planned, rejected, missing = [], [], []
+    planned, rejected, missing, postponed = [], [], [], []
     for row in rows:
         source = Path(row["local_path"]) if row.get("local_path") else None
         try:
@@ -128,6 +139,7 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
         except (OSError, ValueError) as error:
             setup.log.error(f"{_label(row)}: could not import: {error}")
             report.errors.append(f"{_label(row)}: {error}")
+            postponed.append((row, str(error)))
             continue
         planned.append((row, relative, info))
 
@@ -145,6 +157,8 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
             fail_attempt(conn, row, candidates.get(row["wanted_key"], []),
                          "the finished file was not found in the downloads folder", setup.rules,
                          outcome="file_missing", label=_label(row))
+        for row, error in postponed:
+            _postpone(conn, row, error)
         quarantined = []
         for row, reason in rejected:
             # The file changed since it was verified: quarantine it, try another source.
@@ -175,14 +189,14 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
         except (OSError, ValueError, AudioCheckError) as error:
             setup.log.error(f"{_label(row)}: could not import: {error}")
             report.errors.append(f"{_label(row)}: {error}")
-            moved.append((row, None, None))
+            moved.append((row, None, str(error)))
 
     # 4. Record them.
     with setup.database.connect() as conn, storage.transaction(conn):
         for row, target, info in moved:
-            if target is None:  # released for the next run; the file stays where it was
-                row.update(state="succeeded", claimed_by=None, library_path=None, updated_at=storage.utcnow())
-                save_download(conn, row)
+            if target is None:  # released; the file stays where it was
+                row.update(state="succeeded", claimed_by=None, library_path=None)
+                _postpone(conn, row, info)
                 continue
             library_row = {
                 **{c: row.get(c) for c in LIBRARY_COLUMNS},
