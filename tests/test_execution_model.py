@@ -7,6 +7,7 @@ nothing. Every test runs real `dagster` processes or runs against the sandbox an
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -293,3 +294,25 @@ def test_short_rate_limits_retry_the_step_and_transient_errors_escape_items():
     for permanent in (ServiceError("not JSON", 200), SpotifyNotFound("gone", 404), SpotifyForbidden("no", 403),
                       ValueError("a bug"), OSError("disk full")):
         assert not escapes_item(permanent)
+
+
+def test_an_import_failing_on_our_side_waits_before_it_is_tried_again(pipeline, instance):
+    from harmony_pipeline.acquisition_state import imports_pending
+    from resources.database import HarmonyDatabase
+
+    sandbox, env = pipeline
+    assert materialize_assets(SOURCES + ["soulseek_matches", "downloads"], instance).success
+    _downloaded(instance)
+    library = Path(env["HARMONY_LIBRARY_DIR"])
+    if library.exists():
+        shutil.rmtree(library)
+    library.write_text("not a folder")  # the library cannot take files (as on a full or unmounted disk)
+    result = materialize_assets(["library_tracks"], instance, raise_on_error=False)
+    assert not result.success  # the run says so, with the reason
+    rows = _query("SELECT state, next_attempt_at, last_error FROM downloads")
+    assert rows and all(state == "succeeded" and due is not None and "could not import" in error
+                        for state, due, error in rows)
+    database = HarmonyDatabase(path=str(load_settings().duckdb_path))
+    with database.connect(read_only=True) as conn:
+        assert imports_pending(conn) == 0  # the sensor does not ask for a run every tick meanwhile
+    assert [p for p in Path(env["SLSKD_DOWNLOADS_DIR"]).rglob("*") if p.is_file()]  # the files stay
