@@ -67,6 +67,19 @@ def _wait_for_watchlist_run(instance: DagsterInstance, process: subprocess.Popen
     pytest.fail(f"no finished watchlist run after {WAIT_SECONDS}s:\n" + log.read_text(errors="replace")[-3000:])
 
 
+def _wait_for_transfers_settled(process, log: Path) -> None:
+    """Until the daemon's download_transfer_sensor runs have left nothing in flight or awaiting import."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "dagster-daemon exited:\n" + log.read_text(errors="replace")[-3000:]
+        busy = _rows("SELECT count(*) FROM downloads WHERE state IN "
+                     "('enqueuing', 'downloading', 'succeeded', 'importing')")[0][0]
+        if not busy and _rows("SELECT count(*) FROM library_tracks")[0][0]:
+            return
+        time.sleep(1)
+    pytest.fail(f"transfers not settled after {WAIT_SECONDS}s:\n" + log.read_text(errors="replace")[-3000:])
+
+
 @pytest.mark.integration
 def test_daemon_sensor_acquires_a_new_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     box = Sandbox(tmp_path / "sandbox", slskd_search_seconds=0.2, slskd_transfer_step_seconds=0.02)
@@ -103,6 +116,8 @@ def test_daemon_sensor_acquires_a_new_release(tmp_path: Path, monkeypatch: pytes
                 run = _wait_for_watchlist_run(instance, process, log)
                 assert run.status == DagsterRunStatus.SUCCESS, log.read_text(errors="replace")[-3000:]
                 assert run.tags["harmony/trigger"] == "new_release_sensor"
+                if "slskd" in box.servers:  # transfers finishing later: download_transfer_sensor's runs
+                    _wait_for_transfers_settled(process, log)
             finally:
                 _stop(process)
 
