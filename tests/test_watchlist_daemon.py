@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 from conftest import REPO, pipeline_environment
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 
+from harmony_pipeline import storage
 from harmony_pipeline.cli import main as harmony
 from harmony_pipeline.definitions import collect_wiring
 from harmony_pipeline.sandbox import Sandbox
@@ -26,7 +26,8 @@ FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 def _rows(sql: str, params=()) -> list[tuple]:
-    with duckdb.connect(str(load_settings().duckdb_path), read_only=True) as conn:
+    # Waits out the lock of a run the daemon started, as every reader in the pipeline does.
+    with storage.connect(load_settings().duckdb_path, read_only=True) as conn:
         return conn.execute(sql, list(params)).fetchall()
 
 
