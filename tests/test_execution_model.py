@@ -316,3 +316,26 @@ def test_an_import_failing_on_our_side_waits_before_it_is_tried_again(pipeline, 
     with database.connect(read_only=True) as conn:
         assert imports_pending(conn) == 0  # the sensor does not ask for a run every tick meanwhile
     assert [p for p in Path(env["SLSKD_DOWNLOADS_DIR"]).rglob("*") if p.is_file()]  # the files stay
+
+
+def test_started_runs_are_failed_only_when_their_process_is_gone(instance, monkeypatch):
+    import uuid
+
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    import sensors.run_health as run_health
+
+    def started(tags):
+        return instance.add_run(DagsterRun(job_name="acquisition_job", run_id=str(uuid.uuid4()),
+                                           status=DagsterRunStatus.STARTED, tags=tags)).run_id
+
+    child = subprocess.run([sys.executable, "-c", "from harmony_pipeline.claims import process_token; "
+                            "print(process_token())"], capture_output=True, text=True, cwd=REPO, check=True)
+    alive = started({run_health.PROCESS_TAG: process_token()})
+    dead = started({run_health.PROCESS_TAG: child.stdout.strip()})
+    untagged = started({})
+    assert fail_dead_runs(instance) == [dead]  # the untagged one may still be starting
+    monkeypatch.setattr(run_health, "UNTAGGED_RUN_TIMEOUT_SECONDS", -1)
+    assert fail_dead_runs(instance) == [untagged]  # killed before it could say who it is
+    assert instance.get_run_by_id(alive).status == DagsterRunStatus.STARTED
+    assert instance.get_run_by_id(dead).status == DagsterRunStatus.FAILURE
