@@ -13,7 +13,12 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import claim_searches, imports_pending, tracks_due_for_search
+from harmony_pipeline.acquisition_state import (
+    claim_searches,
+    imports_pending,
+    still_claimed_searches,
+    tracks_due_for_search,
+)
 from harmony_pipeline.audio_verification import verification_counts
 from harmony_pipeline.demand import wanted_changes
 from harmony_pipeline.download_attempts import RetryRules
@@ -94,6 +99,7 @@ def soulseek_matches(
 
     labels = {row["wanted_key"]: f"{row['artist']} – {row['title']}" for row in todo}
     with database.connect() as conn, storage.transaction(conn):
+        decisions = still_claimed_searches(conn, decisions)
         storage.upsert(conn, "soulseek_matches", decisions, key=["wanted_key"])
         for d in decisions:
             if d["status"] == "no_match":

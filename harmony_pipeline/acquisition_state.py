@@ -54,6 +54,15 @@ def tracks_due_for_search(conn, now: datetime) -> list[dict[str, Any]]:
             or not claim_is_live(row["match_claimed_by"], row["match_decided_at"])]
 
 
+def still_claimed_searches(conn, decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decisions whose search this process still holds: a requeue or a forgotten match in the
+    meantime (another process changed the row) is not overwritten."""
+    held = {key for (key,) in conn.execute(
+        "SELECT wanted_key FROM soulseek_matches WHERE status = 'searching' AND claimed_by = ? "
+        "AND wanted_key IN (SELECT unnest(?))", [process_token(), [d["wanted_key"] for d in decisions]]).fetchall()}
+    return [d for d in decisions if d["wanted_key"] in held]
+
+
 def searches_due(conn, now: datetime) -> int:
     return len(tracks_due_for_search(conn, now))
 
