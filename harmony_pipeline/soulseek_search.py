@@ -172,8 +172,17 @@ class SearchPipeline:
                     budget_ready = self.clock() + budget_wait  # the window frees soon: keep polling meanwhile
                     break
                 query = queue.pop(0)
-                search_id = self.client.start_search(query, timeout_ms=self.timeout_ms)
                 last_created = self.clock()
+                try:
+                    search_id = self.client.start_search(query, timeout_ms=self.timeout_ms)
+                except Exception as error:
+                    if getattr(error, "status", None) != 400:
+                        raise  # slskd down or failing: the step's retry policy waits
+                    # slskd refuses this text (e.g. only one-letter words): nothing found, not a failed step.
+                    self.session.log.warning(f"slskd refused the search {query!r}: {error}")
+                    for index in waiting.pop(query):
+                        advance(index, [])
+                    continue
                 in_flight[search_id] = (query, last_created + self.timeout_ms / 1000 * 4 + 30)
             # Sleep until the next creation or poll is due.
             moments = []

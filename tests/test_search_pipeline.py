@@ -147,3 +147,20 @@ def test_a_busy_budget_is_waited_for_without_spinning(tmp_path):
 
     assert pipeline.run([steps()]) == [None]
     assert len(calls) == 2 and calls[1] - calls[0] >= 5.0  # asked again when the window frees, not in a loop
+
+
+def test_a_search_text_slskd_refuses_is_nothing_found_not_a_failed_step(tmp_path):
+    from resources.slskd import SlskdError
+
+    class Refusing(_StuckClient):
+        def start_search(self, query, timeout_ms):
+            raise SlskdError(f"search {query!r} not created: Search text must be at least 2 characters", 400)
+
+    now = [0.0]
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    session = SearchSession(search=None, database=database, limit=1000, window_seconds=60,
+                            sleep=lambda seconds: now.__setitem__(0, now[0] + max(seconds, 0.01)))
+    pipeline = SearchPipeline(Refusing(now), session, clock=lambda: now[0])
+    row = {"wanted_key": "isrc:X", "artist": "A", "title": "B", "album": None, "duration_ms": 200000}
+    [decision] = decide_groups(pipeline, [[row]], set())
+    assert decision["status"] == "no_match"
