@@ -29,7 +29,6 @@ DOWNLOAD_COLUMNS = (
     "local_path", "enqueued_at", "next_attempt_at", "last_error", "history", "updated_at", "claimed_by",
     "library_path", "verification",
 )
-IN_FLIGHT_STATES = ("enqueuing", "downloading")
 
 # A wanted track needs a (new) search: never decided, a no-match / budget-deferred decision whose wait is
 # over, or a search claimed by a process that is gone (checked in Python: `claim_is_live`).
@@ -40,10 +39,6 @@ _SEARCH_CANDIDATES = (
     "OR (m.status IN ('deferred', 'no_match') AND m.retry_search_after <= ?)) "
     "ORDER BY w.first_wanted_at, w.wanted_key"
 )
-
-
-class StaleRow(Exception):
-    """Another run changed the row since it was read: this run leaves it alone."""
 
 
 def tracks_due_for_search(conn, now: datetime) -> list[dict[str, Any]]:
@@ -84,13 +79,6 @@ def claim_searches(conn, rows: list[dict[str, Any]], now: datetime) -> list[dict
         if changed:
             claimed.append(row)
     return claimed
-
-
-def next_search_at(conn) -> datetime | None:
-    """When the next no-match or deferred track is searched again."""
-    return conn.execute(
-        "SELECT min(m.retry_search_after) FROM soulseek_matches m JOIN wanted_tracks w USING (wanted_key) "
-        "WHERE w.state = 'wanted' AND m.status IN ('deferred', 'no_match')").fetchone()[0]
 
 
 def pending_download_work(conn, now: datetime) -> tuple[int, datetime | None]:
