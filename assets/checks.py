@@ -157,9 +157,11 @@ def build_enrichment_coverage_check(parts: Sequence[str]):
 
 
 def wiring(settings, workers):
-    """Asset checks only (no assets, sensors or schedules)."""
+    """Asset checks, and the sensor that keeps `harmony status`'s view of the instance."""
     from harmony_pipeline.wiring import Wiring
+    from sensors.status_view import build_status_view_sensor
 
     parts = ["tags"] + (["cover"] if settings.enable_artwork else []) + (["lyrics"] if settings.enable_lyrics else [])
     return Wiring(asset_checks=[playlists_fresh, no_dead_letters, library_integrity,
-                                build_enrichment_coverage_check(parts)])
+                                build_enrichment_coverage_check(parts)],
+                  sensors=[build_status_view_sensor(workers)])

@@ -8,6 +8,12 @@ within twice its interval, "stale" when it is on but has not (the daemon is down
 no tick can be read: each worker shows its code default, "stopped" or (on, never seen ticking) "stale",
 with no last tick. Queue sizes and activity are read from DuckDB, read-only.
 
+Importing Dagster and building the definitions costs seconds, so the code location keeps an *instance
+view* (workers and last materializations, judged when written) in HARMONY_DATA_DIR, rewritten by
+`status_view_sensor` every 30 s. `harmony status` uses it while it is younger than VIEW_MAX_AGE and was
+written for the same DAGSTER_HOME and flags, without importing Dagster; otherwise (the daemon stopped,
+workers disabled, `--live`) it reads the instance itself, so a dead daemon still shows as stale workers.
+
 Exit codes: 0 healthy, 1 when something needs attention (stale workers, DAGSTER_HOME unset, dead letters),
 2 on error (bad configuration, unreadable DuckDB or Dagster instance). docs/status-json.md documents
 the JSON object.
@@ -36,6 +42,10 @@ if TYPE_CHECKING:
     from dagster import DagsterInstance
 
 STALE_FACTOR = 2  # a worker is stale after this many intervals without a tick
+VIEW_FILE = "status-instance-view.json"
+VIEW_INTERVAL_SECONDS = 30
+# Older than three writes: the daemon is not running the view's sensor, so the instance is read live.
+VIEW_MAX_AGE = timedelta(seconds=3 * VIEW_INTERVAL_SECONDS)
 DUCKDB_WAIT_SECONDS = 10.0  # a run holding the write lock releases it between statements
 # Queue keys of the JSON object, in display order. `matching` is the old name of `searching`, kept for
 # readers of the JSON (docs/status-json.md); no-match tracks are counted apart, as "no match yet".
@@ -99,6 +109,7 @@ class StatusReport:
     dagster_home: str | None
     notes: list[str] = field(default_factory=list)
     next_search_at: datetime | None = None  # the soonest new search of a no-match track
+    instance_read_at: datetime | None = None  # when workers and assets were read from the instance
 
     @property
     def problems(self) -> list[str]:
@@ -127,6 +138,7 @@ class StatusReport:
                         for w in self.workers},
             "queues": {**self.queues, **{old: self.queues[new] for old, new in JSON_ALIASES.items()}},
             "next_search_at": _iso(self.next_search_at),
+            "instance_read_at": _iso(self.instance_read_at),
             "activity": [{"time": _iso(e["time"]), "type": e["type"], "details": e["details"]}
                          for e in self.activity],
             "assets": {key: _iso(time) for key, time in self.assets.items()},
@@ -287,6 +299,65 @@ def last_materializations(instance: DagsterInstance | None, keys: list[str]) -> 
     return {key: times.get(key) for key in keys}
 
 
+# --- the instance view: what the instance knows, kept where the CLI reads it without Dagster -------
+@dataclass
+class InstanceView:
+    dagster_home: str
+    taken_at: datetime
+    flags: dict[str, bool]  # the settings the view was judged with; another set reads the instance live
+    workers: list[WorkerStatus]
+    assets: dict[str, datetime | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dagster_home": self.dagster_home, "taken_at": _iso(self.taken_at), "flags": self.flags,
+                "workers": [{**{f.name: getattr(w, f.name) for f in fields(w)}, "last_tick": _iso(w.last_tick)}
+                            for w in self.workers],
+                "assets": {key: _iso(moment) for key, moment in self.assets.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InstanceView:
+        return cls(dagster_home=data["dagster_home"], taken_at=_parse_iso(data["taken_at"]), flags=data["flags"],
+                   workers=[WorkerStatus(**{**w, "last_tick": _parse_iso(w["last_tick"])}) for w in data["workers"]],
+                   assets={key: _parse_iso(moment) for key, moment in data["assets"].items()})
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def view_flags(settings: Settings) -> dict[str, bool]:
+    return {name: bool(getattr(settings, name)) for name in [*_flags(settings), "disable_workers"]}
+
+
+def take_instance_view(settings: Settings, instance: DagsterInstance, now: datetime) -> InstanceView:
+    return InstanceView(dagster_home=str(instance.root_directory), taken_at=now, flags=view_flags(settings),
+                        workers=collect_workers(worker_definitions(settings, now), instance, now),
+                        assets=last_materializations(instance, asset_keys(settings)))
+
+
+def write_instance_view(settings: Settings, instance: DagsterInstance, now: datetime | None = None) -> Path:
+    """Written to a temporary file and renamed, so a reader never sees half of it."""
+    view = take_instance_view(settings, instance, now or storage.utcnow())
+    path = settings.data_dir / VIEW_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{VIEW_FILE}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(view.to_json(), ensure_ascii=False), encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def read_instance_view(settings: Settings, dagster_home: str, now: datetime) -> InstanceView | None:
+    """The view when it is fresh and was written for this instance and these flags; None otherwise
+    (missing, unreadable, old, another instance or other flags): the caller then reads the instance."""
+    try:
+        view = InstanceView.from_json(json.loads((settings.data_dir / VIEW_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same_home = os.path.realpath(view.dagster_home) == os.path.realpath(dagster_home)
+    fresh = timedelta(0) <= now - view.taken_at <= VIEW_MAX_AGE
+    return view if same_home and fresh and view.flags == view_flags(settings) else None
+
+
 # --- what DuckDB holds ----------------------------------------------------------------------------
 class DatabaseUnreadable(Exception):
     pass
@@ -323,19 +394,22 @@ def read_database(path: Path, now: datetime, activity_limit: int
 
 # --- the report -----------------------------------------------------------------------------------
 def collect_status(settings: Settings, instance: DagsterInstance | None, *, now: datetime | None = None,
-                   activity_limit: int = 20) -> StatusReport:
+                   activity_limit: int = 20, view: InstanceView | None = None) -> StatusReport:
+    """The report; workers and assets from `view` when given (no Dagster import), else from `instance`."""
     now = now or storage.utcnow()
     queues, activity, next_search = read_database(settings.duckdb_path, now, activity_limit)
     notes = [] if settings.duckdb_path.exists() else [f"no database yet at {settings.duckdb_path}"]
-    return StatusReport(
-        workers=collect_workers(worker_definitions(settings, now), instance, now),
-        queues=queues,
-        activity=activity,
-        assets=last_materializations(instance, asset_keys(settings)),
-        dagster_home=str(instance.root_directory) if instance is not None else None,
-        notes=notes,
-        next_search_at=next_search,
-    )
+    if view is None:
+        workers = collect_workers(worker_definitions(settings, now), instance, now)
+        assets = last_materializations(instance, asset_keys(settings))
+        home = str(instance.root_directory) if instance is not None else None
+        read_at = now if instance is not None else None
+    else:
+        workers, assets, home, read_at = view.workers, view.assets, view.dagster_home, view.taken_at
+        notes.append(f"workers and assets as the daemon read them {_ago(read_at, now)} "
+                     "(status_view_sensor); `harmony status --live` reads the instance now")
+    return StatusReport(workers=workers, queues=queues, activity=activity, assets=assets, dagster_home=home,
+                        notes=notes, next_search_at=next_search, instance_read_at=read_at)
 
 
 def open_instance() -> DagsterInstance | None:
@@ -451,10 +525,12 @@ def _print_records(report: StatusReport, now: datetime, quiet: bool) -> None:
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from harmony_pipeline.cli_errors import CommandError
 
-    instance = open_instance()
     now = storage.utcnow()
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    view = read_instance_view(settings, home, now) if home and not args.live else None
+    instance = open_instance() if view is None else None
     try:
-        report = collect_status(settings, instance, now=now, activity_limit=args.activity)
+        report = collect_status(settings, instance, now=now, activity_limit=args.activity, view=view)
     except DatabaseUnreadable as error:
         raise CommandError(str(error), code=2) from None
     except SettingsError:
@@ -489,4 +565,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object (docs/status-json.md)")
     parser.add_argument("--activity", type=int, default=20, metavar="N", help="newest N activity events (20)")
+    parser.add_argument("--live", action="store_true",
+                        help="read workers and assets from the Dagster instance now, not from the view the daemon "
+                             "keeps (slower: loads Dagster)")
     parser.set_defaults(handler=_cmd_status, needs_settings=True)

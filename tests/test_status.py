@@ -204,7 +204,8 @@ def test_json_object_schema_and_exit_code(data_env, instance, capsys):
     code, out, err = _run_status(capsys, "--json")
     report = json.loads(out)
     # The four documented keys stay; keys are only ever added (docs/status-json.md).
-    assert set(report) == {"workers", "queues", "activity", "assets", "next_search_at"}
+    assert set(report) == {"workers", "queues", "activity", "assets", "next_search_at", "instance_read_at"}
+    assert abs((datetime.fromisoformat(report["instance_read_at"]) - storage.utcnow()).total_seconds()) < 60
     assert datetime.fromisoformat(report["next_search_at"]).tzinfo is not None
     assert report["workers"]
     for worker in report["workers"].values():
@@ -331,3 +332,71 @@ def test_command_line_end_to_end(data_env, instance, tmp_path):
     assert report["workers"]["playlist_sync_schedule"]["state"] == "stopped"
     assert done.returncode == 0, done.stderr
     assert "wiring_summary" not in done.stderr  # the code server's log line stays out of the report
+
+
+# --- the instance view: `harmony status` without loading Dagster -------------------------------------
+def _status_subprocess(tmp_path: Path, *args: str, env: dict | None = None) -> tuple[dict, set[str], int]:
+    """`harmony status --json` as a user runs it: (report, the dagster modules it imported, exit code)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "harmony_pipeline.cli", "status", "--json",
+                           *args], env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert done.stdout, done.stderr[-2000:]
+    return json.loads(done.stdout), {m for m in imported if m.split(".")[0] == "dagster"}, done.returncode
+
+
+def _view_path() -> Path:
+    from harmony_pipeline.status import VIEW_FILE
+
+    return load_settings().data_dir / VIEW_FILE
+
+
+def test_status_view_sensor_writes_what_the_instance_says_and_status_reads_it_without_dagster(
+        data_env, instance, tmp_path):
+    from dagster import build_sensor_context
+
+    from sensors.status_view import build_status_view_sensor
+    from harmony_pipeline.wiring import Workers
+
+    _seed_queues(data_env)
+    _store(instance, "download_transfer_sensor", "sensor", InstigatorStatus.RUNNING, started_ago=100, tick_ago=5)
+    _store(instance, "playlist_sync_schedule", "schedule", InstigatorStatus.STOPPED, started_ago=100, tick_ago=None)
+    instance.report_runless_asset_event(AssetMaterialization("spotify_playlists"))
+    sensor = build_status_view_sensor(Workers(disabled=False))
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance))
+    assert "status view written" in (result.skip_message or "")
+    assert _view_path().is_file()
+
+    fast, dagster_modules, code = _status_subprocess(tmp_path)
+    assert dagster_modules == set(), sorted(dagster_modules)[:5]
+    live, live_modules, live_code = _status_subprocess(tmp_path, "--live")
+    assert "dagster" in live_modules  # the live read really is the other path
+    assert fast["workers"] == live["workers"] and fast["assets"] == live["assets"]
+    assert fast["workers"]["download_transfer_sensor"]["state"] == "running"
+    assert fast["workers"]["playlist_sync_schedule"]["state"] == "stopped"
+    assert fast["assets"]["spotify_playlists"] is not None and fast["queues"] == live["queues"]
+    assert fast["queues"]["dead_letter"] == 1 and code == live_code == 1
+    assert fast["instance_read_at"] < live["instance_read_at"]
+
+
+@pytest.mark.parametrize("spoil", ["old", "other_home", "other_flags", "garbage"])
+def test_a_view_that_is_old_or_not_ours_is_ignored_for_the_instance_itself(data_env, instance, tmp_path, spoil):
+    from harmony_pipeline.status import write_instance_view
+
+    _store(instance, "download_transfer_sensor", "sensor", InstigatorStatus.RUNNING, started_ago=100, tick_ago=5)
+    write_instance_view(load_settings(), instance)
+    view = json.loads(_view_path().read_text())
+    env = {}
+    if spoil == "old":  # the daemon stopped writing it: its judgement no longer holds
+        view["taken_at"] = (storage.utcnow() - timedelta(minutes=5)).isoformat()
+    elif spoil == "other_home":
+        view["dagster_home"] = str(tmp_path / "another-home")
+    elif spoil == "other_flags":
+        env = {"ENABLE_LYRICS": "1"}
+    for worker in view["workers"]:  # what a reader of this view would show
+        worker["state"] = "stale"
+    _view_path().write_text(json.dumps(view) if spoil != "garbage" else '{"workers": [')
+    report, dagster_modules, _ = _status_subprocess(tmp_path, env=env)
+    assert dagster_modules  # read from the instance instead
+    assert report["workers"]["download_transfer_sensor"]["state"] == "running"
+    assert abs((datetime.fromisoformat(report["instance_read_at"]) - storage.utcnow()).total_seconds()) < 60
