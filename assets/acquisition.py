@@ -27,7 +27,14 @@ from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
 from harmony_pipeline.library_scan import adopted_keys
 from harmony_pipeline.quality import parse_quality
-from harmony_pipeline.soulseek_search import SearchPipeline, SearchSession, decide_groups, group_by_album
+from harmony_pipeline.soulseek_search import (
+    SEARCH_STEP_SECONDS,
+    SearchPipeline,
+    SearchSession,
+    decide_groups,
+    group_by_album,
+    record_decisions,
+)
 from harmony_pipeline.spotify_cache import SpotifyCache
 from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
@@ -75,12 +82,14 @@ def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pip
     deps=[wanted_tracks],
     retry_policy=NETWORK_RETRY,
     output_required=False,
-    description="Soulseek search and ranking per wanted track: best match, score, reasons, runner-ups.",
+    description="Soulseek search and ranking per wanted track: best match, score, reasons, runner-ups. When the "
+                "run includes `downloads`, a matched track's download is started as soon as it is decided.",
 )
 def soulseek_matches(
     context: AssetExecutionContext,
     slskd: SlskdResource,
     database: HarmonyDatabase,
+    folders: LibraryFolders,
     pipeline: PipelineSettings,
 ):
     with database.connect() as conn, storage.transaction(conn):  # claimed: an overlapping run skips them
@@ -92,30 +101,39 @@ def soulseek_matches(
     client = slskd.get_client()
     session = SearchSession(search=None, database=database, limit=pipeline.search_limit,
                             window_seconds=pipeline.search_window_seconds, log=context.log)
-    searches = SearchPipeline(client, session, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds)
+    # Creations spread evenly over the budget's window; after SEARCH_STEP_SECONDS the rest is left to the next run.
+    searches = SearchPipeline(client, session, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds,
+                              spacing_seconds=pipeline.search_window_seconds / pipeline.search_limit,
+                              max_seconds=SEARCH_STEP_SECONDS)
     quality = parse_quality(pipeline.quality) if pipeline.quality else None
-    # One search per album when several of its tracks are wanted; several searches in flight at once.
-    decisions = decide_groups(searches, group_by_album(todo), blocked, quality)
-
     labels = {row["wanted_key"]: f"{row['artist']} – {row['title']}" for row in todo}
-    with database.connect() as conn, storage.transaction(conn):
-        decisions = still_claimed_searches(conn, decisions)
-        storage.upsert(conn, "soulseek_matches", decisions, key=["wanted_key"])
-        for d in decisions:
-            if d["status"] == "no_match":
-                storage.record_activity(conn, "soulseek_no_results", {
-                    "track": labels[d["wanted_key"]], "queries": d["queries"], "rejected": d["rejected_count"]})
-        counts = dict(conn.execute("SELECT status, count(*) FROM soulseek_matches GROUP BY status").fetchall())
+    # Downloads start as soon as their track is decided, when this run is to download at all.
+    # (The assets this run executes: the job's, narrowed by a sensor's or the UI's selection.)
+    downloading = folders.downloads_dir and AssetKey("downloads") in context.job_def.asset_layer.executable_asset_keys
+    setup = _download_setup(context, client, database, folders, pipeline) if downloading else None
+    recorded, enqueued = [], 0
 
+    def decided(batch: list[dict]) -> None:  # written, and their downloads started, while searches go on
+        nonlocal enqueued
+        recorded.extend(record_decisions(database, batch, labels))
+        matched = {d["wanted_key"] for d in batch if d["status"] == "matched"}
+        if setup is not None and matched:
+            enqueued += start_due_downloads(setup, only=matched)
+
+    # One search per album when several of its tracks are wanted; several searches in flight at once.
+    decide_groups(searches, group_by_album(todo), blocked, quality, on_decided=decided)
+    with database.connect(read_only=True) as conn:
+        counts = dict(conn.execute("SELECT status, count(*) FROM soulseek_matches GROUP BY status").fetchall())
     table = [{"track": labels[d["wanted_key"]], "decision": d["status"], "score": d["score"],
               "file": (d["filename"] or "").split("\\")[-1], "reasons": "; ".join(d["reasons"] or [])}
-             for d in decisions]
+             for d in recorded]
     yield MaterializeResult(
         metadata={
-            "decided": len(decisions),
-            "matched": sum(1 for d in decisions if d["status"] == "matched"),
-            "no_match": sum(1 for d in decisions if d["status"] == "no_match"),
-            "deferred_by_budget": sum(1 for d in decisions if d["status"] == "deferred"),
+            "decided": len(recorded),
+            "matched": sum(1 for d in recorded if d["status"] == "matched"),
+            "no_match": sum(1 for d in recorded if d["status"] == "no_match"),
+            "deferred_by_budget": sum(1 for d in recorded if d["status"] == "deferred"),
+            "downloads_started": enqueued,
             "searches": session.searches,
             "slskd_seconds": round(client.seconds_spent, 2),
             "search_cache_hits": session.cache_hits,
@@ -129,6 +147,13 @@ def soulseek_matches(
 # --- downloads -----------------------------------------------------------------------------------
 def _rules(pipeline: PipelineSettings) -> RetryRules:
     return RetryRules(pipeline.retry_max_attempts, pipeline.retry_base_seconds, pipeline.retry_jitter_pct)
+
+
+def _download_setup(context, client, database, folders: LibraryFolders, pipeline: PipelineSettings,
+                    verifier=None) -> DownloadSetup:
+    return DownloadSetup(client=client, database=database, downloads_dir=Path(folders.downloads_dir),
+                         remote_downloads_dir=folders.remote_downloads_dir, quarantine_dir=folders.quarantine,
+                         rules=_rules(pipeline), log=context.log, verifier=verifier)
 
 
 @asset(
@@ -151,12 +176,9 @@ def downloads(
     if not folders.downloads_dir:
         raise Failure("SLSKD_DOWNLOADS_DIR is not set: the pipeline must read the files slskd downloads "
                       "(set it to slskd's downloads folder as this machine sees it)")
-    setup = DownloadSetup(
-        client=slskd.get_client(), database=database, downloads_dir=Path(folders.downloads_dir),
-        remote_downloads_dir=folders.remote_downloads_dir, quarantine_dir=folders.quarantine,
-        rules=_rules(pipeline), log=context.log,
-        verifier=acoustid.get_verifier(musicbrainz.get_client(HttpCache(database.path)), HttpCache(database.path)),
-    )
+    setup = _download_setup(
+        context, slskd.get_client(), database, folders, pipeline,
+        verifier=acoustid.get_verifier(musicbrainz.get_client(HttpCache(database.path)), HttpCache(database.path)))
     # Enqueue and reconcile once: transfers take minutes, and download_transfer_sensor asks for the
     # follow-up run when they finish or a retry falls due. No step sleeps waiting for a peer.
     started = start_due_downloads(setup)

@@ -106,8 +106,9 @@ def fail_attempt(conn, row: dict[str, Any], candidates: list[dict], error: str, 
     return result.state
 
 
-def start_due_downloads(setup: DownloadSetup) -> int:
-    """Enqueue the next candidate for every matched wanted track without a download or with a due retry.
+def start_due_downloads(setup: DownloadSetup, only: set[str] | None = None) -> int:
+    """Enqueue the next candidate for every matched wanted track without a download or with a due retry
+    (of the tracks in `only`, when given: those the search step has just decided).
 
     Each track is first claimed (state `enqueuing`, committed), then enqueued on slskd, then settled:
     a second run sees the claim and leaves the track alone; a claim whose process died is undone by
@@ -121,7 +122,7 @@ def start_due_downloads(setup: DownloadSetup) -> int:
         labels = track_labels(conn)
         blocked = blocked_candidates(conn)
         wanted = {k for (k,) in conn.execute("SELECT wanted_key FROM wanted_tracks WHERE state = 'wanted'").fetchall()}
-        keys = [k for k in candidates if k in wanted]
+        keys = [k for k in candidates if k in wanted and (only is None or k in only)]
         existing = {r["wanted_key"]: r for r in load_downloads(
             conn, "wanted_key IN (SELECT unnest(?))", [keys])} if keys else {}
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from harmony_pipeline import storage
+from harmony_pipeline.acquisition_state import still_claimed_searches
 from harmony_pipeline.matching import WantedTrack, build_album_query, build_queries, rank
 from harmony_pipeline.quality import QualityProfile
 from harmony_pipeline.search_budget import seconds_until_allowed
@@ -118,7 +119,10 @@ class SearchPipeline:
     slskd creates one search at a time but runs many: creations are spaced by `spacing_seconds`, the
     states of all searches come from one `GET /searches` per poll, and each search's responses are
     read once it completes. Work is described by coroutines (`group_steps`) that yield the queries they
-    need and receive the responses (None when the budget defers the query).
+    need and receive the responses (None when the budget defers the query). `on_result(index, result)`
+    hears of each coroutine as it ends, so its decisions can be acted on while other searches run.
+    After `max_seconds` no new search starts: queries not started are answered like a deferral, so
+    one step never searches for hours and the next run takes up the rest.
     """
 
     client: Any  # resources.slskd.SlskdClient
@@ -128,6 +132,8 @@ class SearchPipeline:
     max_in_flight: int = 8
     spacing_seconds: float = 1.0
     clock: Callable[[], float] = time.monotonic
+    on_result: Callable[[int, Any], None] | None = None
+    max_seconds: float | None = None
 
     def run(self, coroutines: list[Generator[str, list[dict] | None, Any]]) -> list[Any]:
         """Drive every coroutine to its end; returns their results in order."""
@@ -143,6 +149,8 @@ class SearchPipeline:
                     query = next(coroutines[index]) if first else coroutines[index].send(answer)
                 except StopIteration as done:
                     results[index] = done.value
+                    if self.on_result is not None:
+                        self.on_result(index, done.value)
                     return
                 first = False
                 answer = self.session.cached(query)
@@ -153,11 +161,17 @@ class SearchPipeline:
                     return
                 # a fresh cached answer, or the budget is spent (None: the coroutine records a deferral)
 
+        began = self.clock()
         for index in range(len(coroutines)):
             advance(index, None, first=True)
         last_created = last_poll = float("-inf")
         budget_ready = float("-inf")  # when the shared budget has room again
         while queue or in_flight:
+            if self.max_seconds is not None and queue and self.clock() - began >= self.max_seconds \
+                    and not self.session.deferred:
+                self.session.log.info(f"{len(queue)} searches left for the next run: this step searched "
+                                      f"for {self.max_seconds:.0f} s")
+                self.session.deferred = True  # the rest is answered as deferred, due again at once
             # Start searches while there is room in flight, in the budget and in slskd's pace.
             while queue and len(in_flight) < self.max_in_flight and \
                     self.clock() - last_created >= self.spacing_seconds and self.clock() >= budget_ready:
@@ -289,17 +303,66 @@ def match_steps(
     }
 
 
+# One step searches for at most this long; the rest waits for the next run, which the sensor requests
+# at once. Imports of what finished meanwhile happen in between.
+SEARCH_STEP_SECONDS = 15 * 60
+# Decisions are written (and their downloads started) in batches this far apart: one transaction per batch.
+DECISION_FLUSH_SECONDS = 10.0
+
+
+def record_decisions(database, decisions: list[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Write the decisions this process still holds the search of (one transaction); returns them."""
+    with database.connect() as conn, storage.transaction(conn):
+        decisions = still_claimed_searches(conn, decisions)
+        storage.upsert(conn, "soulseek_matches", decisions, key=["wanted_key"])
+        for d in decisions:
+            if d["status"] == "no_match":
+                storage.record_activity(conn, "soulseek_no_results", {
+                    "track": labels[d["wanted_key"]], "queries": d["queries"], "rejected": d["rejected_count"]})
+    return decisions
+
+
 def _rejected_text(count: int) -> str:
     return f"{count} candidate rejected" if count == 1 else f"{count} candidates rejected"
 
 
 def decide_groups(pipeline: SearchPipeline, groups: list[list[dict[str, Any]]], blocked: set[tuple[str, str]],
-                  quality: QualityProfile | None = None) -> list[dict[str, Any]]:
-    """Every group's decisions, searched through the pipeline; deferred ones wait for the budget."""
+                  quality: QualityProfile | None = None,
+                  on_decided: Callable[[list[dict[str, Any]]], None] | None = None,
+                  flush_seconds: float | None = None) -> list[dict[str, Any]]:
+    """Every group's decisions, searched through the pipeline; deferred ones wait for the budget.
+
+    With `on_decided`, decisions are handed over while the searches go on, in batches at most
+    `flush_seconds` (DECISION_FLUSH_SECONDS) apart and the rest at the end, so their downloads start at once."""
+    flush_seconds = DECISION_FLUSH_SECONDS if flush_seconds is None else flush_seconds
+    pending: list[dict[str, Any]] = []
+    last_flush = pipeline.clock()
+
+    def settle(batch: list[dict[str, Any]]) -> None:
+        for decision in batch:
+            if decision["status"] == "deferred":
+                decision["retry_search_after"] = pipeline.session.budget_free_at or decision["decided_at"]
+
+    def flush() -> None:
+        nonlocal last_flush
+        batch = pending.copy()
+        pending.clear()
+        last_flush = pipeline.clock()
+        settle(batch)
+        if batch:
+            on_decided(batch)
+
+    def heard(_index: int, group_decisions: list[dict[str, Any]]) -> None:
+        pending.extend(group_decisions)
+        if pipeline.clock() - last_flush >= flush_seconds:
+            flush()
+
+    if on_decided is not None:
+        pipeline.on_result = heard
     decisions = [d for group in pipeline.run([group_steps(g, blocked, quality) for g in groups]) for d in group]
-    for decision in decisions:
-        if decision["status"] == "deferred":
-            decision["retry_search_after"] = pipeline.session.budget_free_at or decision["decided_at"]
+    if on_decided is not None:
+        flush()
+    settle(decisions)
     return decisions
 
 

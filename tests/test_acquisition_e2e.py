@@ -159,3 +159,24 @@ def test_dead_letter_after_max_attempts_and_requeue(acquisition_sandbox, acquisi
     _settle(instance)
     state = _query("SELECT state, last_error, history FROM downloads WHERE wanted_key = ?", [findable])
     assert [r["wanted_key"] for r in _query("SELECT wanted_key FROM library_tracks")] == [findable], state
+
+
+def test_downloads_start_while_the_searches_of_the_batch_go_on(acquisition_sandbox, acquisition_env, instance,
+                                                               monkeypatch):
+    """A run that downloads enqueues each decided track at once, before the batch's last search. (A run of
+    the search alone enqueues nothing: test_playlist_ends_in_library_or_visible_failure relies on it.)"""
+    import harmony_pipeline.soulseek_search as soulseek_search
+
+    monkeypatch.setattr(soulseek_search, "DECISION_FLUSH_SECONDS", 0.5)
+    slskd = acquisition_sandbox.emulator("slskd")
+    assert materialize_assets(ACQUISITION[:3], instance).success
+    result = materialize_assets(["soulseek_matches", "downloads"], instance)
+    assert result.success
+    requests = slskd.requests()
+    searches = [r.time for r in requests if r.method == "POST" and r.path.rstrip("/").endswith("/searches")]
+    enqueues = [r.time for r in requests if r.method == "POST" and "/transfers/downloads/" in r.path]
+    assert enqueues and min(enqueues) < max(searches)  # a download began before the last search
+    started = result.asset_materializations_for_node("soulseek_matches")[0].metadata["downloads_started"].value
+    assert started == len(enqueues)
+    states = {r["state"] for r in _query("SELECT state FROM downloads")}
+    assert states <= {"downloading", "succeeded", "imported", "retry"}, states

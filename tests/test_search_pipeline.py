@@ -4,6 +4,7 @@ the shared budget respected and deferrals recorded, album searches serving their
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -164,3 +165,31 @@ def test_a_search_text_slskd_refuses_is_nothing_found_not_a_failed_step(tmp_path
     row = {"wanted_key": "isrc:X", "artist": "A", "title": "B", "album": None, "duration_ms": 200000}
     [decision] = decide_groups(pipeline, [[row]], set())
     assert decision["status"] == "no_match"
+
+
+def test_decisions_are_handed_over_while_other_searches_still_run(slskd_sandbox, tmp_path):
+    """What is decided can be acted on (its download started) before the last search of the batch."""
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    rows = _rows(slskd_sandbox.catalog, 8)
+    pipeline = _pipeline(slskd_sandbox, database)
+    pipeline.max_in_flight = 2  # so the batch takes several rounds of searches
+    handed: list[tuple[float, list[str]]] = []
+    decisions = decide_groups(pipeline, group_by_album(rows), set(), flush_seconds=0,
+                              on_decided=lambda batch: handed.append((time.time(), [d["wanted_key"] for d in batch])))
+    assert sorted(k for _, keys in handed for k in keys) == sorted(d["wanted_key"] for d in decisions)
+    created = [r.time for r in slskd_sandbox.emulator("slskd").requests()
+               if r.method == "POST" and r.path.rstrip("/").endswith("/searches")]
+    assert len(handed) >= 2 and handed[0][0] < max(created)  # the first decisions came before the last search
+
+
+def test_a_step_stops_starting_searches_after_its_time_and_leaves_the_rest_due(slskd_sandbox, tmp_path):
+    database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
+    rows = _rows(slskd_sandbox.catalog, 6)
+    pipeline = _pipeline(slskd_sandbox, database)
+    pipeline.max_in_flight, pipeline.max_seconds = 1, SEARCH_SECONDS  # room for about one search
+    decisions = decide_groups(pipeline, group_by_album(rows), set())
+    searched = [d for d in decisions if d["status"] != "deferred"]
+    left = [d for d in decisions if d["status"] == "deferred"]
+    assert searched and left and len(searched) + len(left) == len(rows)
+    for decision in left:  # due again at once: the next run takes them up, not after a budget window
+        assert decision["retry_search_after"] <= storage.utcnow()
