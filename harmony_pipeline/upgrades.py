@@ -64,7 +64,7 @@ from harmony_pipeline.soulseek_search import SearchSession, decide_match
 from harmony_pipeline.tagging import TaggingError, read_tags
 
 RECHECK_AFTER = timedelta(days=7)  # no better file found: look again after this
-FAILED_RETRY_BASE_SECONDS = 1800  # a failed upgrade waits 1 h, 2 h, 4 h… (backoff.py, at most 64 × this)
+FAILED_RETRY_BASE_SECONDS = 1800  # a failed upgrade waits 1 h, 2 h, 4 h… (backoff.py: 2^min(attempts, 6) × this)
 FAILED_RETRY_JITTER = 0.2
 SEARCHES_PER_RUN = 5  # low priority: a few tracks per run
 CLAIMED_STATES = ("searching", "enqueuing", "replacing")
