@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -161,3 +162,33 @@ def test_a_download_whose_track_the_users_library_already_has_is_not_imported_tw
         [(details,)] = conn.execute("SELECT details FROM activity_events WHERE type = 'download_superseded'"
                                     ).fetchall()
     assert json.loads(details)["library_file"] == str(own)
+
+
+@pytest.mark.parametrize("download_left", [True, False])
+def test_an_in_place_replacement_a_crash_interrupted_is_finished_without_a_second_copy(world, download_left):
+    """Killed after the rename over the old file: the download is still there (not yet removed) or gone;
+    the next run records the replacement once, from what the claim recorded."""
+    database, library, downloads, tmp_path = world
+    relative = "Band/Record/01 Song.mp3"
+    old = _mp3(library / relative, 0.8)
+    write_tags(old, TrackTags(title="Song", artist="Band", album="Record"))
+    _library_track(database, relative, inspect_audio(old))
+    download = _mp3(downloads / "peer" / "Song.mp3", 0.0)
+    shutil.copy(download, old)  # the swap happened
+    if not download_left:
+        download.unlink()
+    now = storage.utcnow()
+    with database.connect() as conn:
+        conn.execute("INSERT INTO library_upgrades (wanted_key, state, old_path, new_path, username, filename, "
+                     "local_path, from_quality, to_quality, attempts, updated_at, claimed_by) VALUES (?, 'replacing', "
+                     "?, ?, 'peer', 'Song.mp3', ?, 'mp3 96 kbps', 'mp3 320 kbps', 1, ?, ?)",
+                     [KEY, relative, relative, str(download), now, f"{socket.gethostname()}:4194304:1"])  # dead
+    from harmony_pipeline.upgrades import settle_upgrades
+    report = UpgradeReport()
+    settle_upgrades(_setup(database, library, downloads, tmp_path), report)
+    assert len(report.replaced) == 1 and report.failed == [] and report.removed == []
+    assert sorted(p.name for p in library.rglob("*") if p.is_file()) == ["01 Song.mp3"]
+    assert inspect_audio(old).bitrate_kbps == 320 and not download.exists()
+    with database.connect(read_only=True) as conn:
+        assert conn.execute("SELECT state, claimed_by FROM library_upgrades").fetchall() == [("replaced", None)]
+        assert conn.execute("SELECT path, bitrate FROM library_tracks").fetchall() == [(relative, 320)]
