@@ -246,7 +246,8 @@ def library_tracks(
     with SpotifyCache(spotify, HttpCache(database.path)) as lookups:
         disc_totals = _disc_totals(lookups, {r["album_id"] for r in rows if r.get("album_id")}, context.log)
     setup = ImportSetup(database=database, library_root=folders.library, path_template=folders.path_template,
-                        quarantine_dir=folders.quarantine, rules=_rules(pipeline), log=context.log)
+                        quarantine_dir=folders.quarantine, rules=_rules(pipeline), log=context.log,
+                        downloads_dir=Path(folders.downloads_dir) if folders.downloads_dir else None)
     report = import_downloads(setup, rows, disc_totals)
     if report.errors:
         raise Failure(f"{len(report.errors)} verified downloads could not be moved into the library "
@@ -260,6 +261,7 @@ def library_tracks(
         metadata={
             "imported": len(report.imported),
             "quarantined": len(report.rejected),
+            "superseded": len(report.superseded),
             "library_size": total,
             "spotify_requests": lookups.requests,
             "spotify_cache_hits": lookups.hits,

@@ -116,7 +116,7 @@ def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, acous
         return
     yield MaterializeResult(metadata={
         "searched": report.searched, "enqueued": report.enqueued, "no_better": report.no_better,
-        "replaced": len(report.replaced), "failed": len(report.failed),
+        "replaced": len(report.replaced), "failed": len(report.failed), "old_files_removed": len(report.removed),
         "upgrades": MetadataValue.md(markdown_table(report.replaced + report.failed)),
         **activity_metadata(context, database),
     })

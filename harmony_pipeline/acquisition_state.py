@@ -12,6 +12,7 @@ download states:
   succeeded   the file is downloaded and checked, waiting for the import
   importing   claimed by a process moving the file to `library_path`
   imported    in the library
+  superseded  downloaded, but the user's library already had the track (library_scan): not imported
   dead_letter RETRY_MAX_ATTEMPTS spent, or nobody left to try; `harmony dead-letter requeue` revives it
 """
 
@@ -119,6 +120,8 @@ def imports_pending(conn) -> int:
 def download_due(row: dict[str, Any] | None, now: datetime) -> bool:
     """A matched track with no download yet, or a retry whose backoff has passed."""
     if row is None:
+        return True
+    if row["state"] == "superseded":  # the user's copy is gone since: wanted (and downloaded) again
         return True
     return row["state"] == "retry" and row["next_attempt_at"] is not None and row["next_attempt_at"] <= now
 

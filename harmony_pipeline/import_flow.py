@@ -7,6 +7,10 @@ already there (and the download gone) is the import done, never a second copy as
 
 The basic tags (title, artists, album, numbers, year, ISRC, Spotify id) are written into the downloaded
 file just before its move (import_tags.py), so no file is ever visible in the library untagged.
+
+A download whose track the user's own library already holds (library_scan adopted a file for it while
+the transfer ran) is not imported a second time: the download row becomes `superseded` and the
+downloaded file is removed from the downloads folder (never anything in the library).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from harmony_pipeline.crashpoints import crashpoint
 from harmony_pipeline.download_attempts import RetryRules
 from harmony_pipeline.download_flow import block_candidate, fail_attempt, matched_candidates
 from harmony_pipeline.import_tags import TaggingError, basic_tags, tag_in_place_atomically
+from harmony_pipeline.library_scan import LibraryIndex, file_path
 from harmony_pipeline.library_import import (
     AudioCheckError,
     AudioInfo,
@@ -51,6 +56,7 @@ class ImportSetup:
     quarantine_dir: Path
     rules: RetryRules
     log: Any = logging.getLogger(__name__)
+    downloads_dir: Path | None = None  # superseded downloads are removed only from inside this folder
 
 
 @dataclass
@@ -58,6 +64,7 @@ class ImportReport:
     imported: list[dict] = field(default_factory=list)  # the library rows written
     rejected: list[dict] = field(default_factory=list)  # track, reason
     errors: list[str] = field(default_factory=list)  # our side: the file stays, nothing is spent
+    superseded: list[dict] = field(default_factory=list)  # track, library file: already in the user's library
 
 
 def imports_to_do(database) -> list[dict[str, Any]]:
@@ -70,7 +77,28 @@ def imports_to_do(database) -> list[dict[str, Any]]:
         wanted = {w["wanted_key"]: w for w in storage.fetch_dicts(
             conn, "SELECT * EXCLUDE (state, updated_at) FROM wanted_tracks WHERE wanted_key IN (SELECT unnest(?))",
             [keys])} if keys else {}
-    return [{**wanted[r["wanted_key"]], **r} for r in rows if r["wanted_key"] in wanted]
+        rows = [{**wanted[r["wanted_key"]], **r} for r in rows if r["wanted_key"] in wanted]
+        adopted = adopted_files(conn, [r for r in rows if r["state"] == "succeeded"])
+    for row in rows:
+        row["_adopted"] = adopted.get(row["wanted_key"])
+    return rows
+
+
+def adopted_files(conn, rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Wanted key → the user's own library file (library_scan) that already is the track. Files the
+    pipeline imported itself do not count: they are `library_tracks`, not adopted ones."""
+    if not rows:
+        return {}
+    index = LibraryIndex.load(conn)
+    if not index.by_isrc and not index.by_name:
+        return {}
+    imported = {p for (p,) in conn.execute("SELECT path FROM library_tracks").fetchall()}
+    found = {}
+    for row in rows:
+        match = index.find(row)
+        if match is not None and match["path"] not in imported:
+            found[row["wanted_key"]] = str(file_path(match))
+    return found
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -122,12 +150,27 @@ def _postpone(conn, row: dict[str, Any], error: str) -> None:
     save_download(conn, row)
 
 
+def _discard_download(setup: ImportSetup, row: dict[str, Any]) -> None:
+    """Remove a superseded download, only from inside the downloads folder (never a library file)."""
+    source = Path(row["local_path"]) if row.get("local_path") else None
+    if source is None or setup.downloads_dir is None:
+        return
+    try:
+        if source.resolve().is_relative_to(Path(setup.downloads_dir).resolve()) and source.is_file():
+            source.unlink()
+    except OSError as error:
+        setup.log.warning(f"{_label(row)}: could not remove the superseded download {source}: {error}")
+
+
 def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals: dict[str, int]) -> ImportReport:
     report = ImportReport()
     # 1. Where each file goes (reading files only).
-    planned, rejected, missing, postponed = [], [], [], []
+    planned, rejected, missing, postponed, superseded = [], [], [], [], []
     for row in rows:
         source = Path(row["local_path"]) if row.get("local_path") else None
+        if row["state"] == "succeeded" and row.get("_adopted"):
+            superseded.append(row)  # the user's library has it already: no second copy
+            continue
         try:
             if row["state"] == "succeeded" and (source is None or not source.is_file()):
                 missing.append(row)
@@ -159,6 +202,17 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
                          outcome="file_missing", label=_label(row))
         for row, error in postponed:
             _postpone(conn, row, error)
+        discard = []
+        for row in superseded:
+            row.update(state="superseded", claimed_by=None, last_error=None, updated_at=storage.utcnow())
+            if not save_download(conn, row):
+                continue
+            conn.execute("UPDATE wanted_tracks SET state = 'in_library', updated_at = ? WHERE wanted_key = ? "
+                         "AND state = 'wanted'", [storage.utcnow(), row["wanted_key"]])
+            storage.record_activity(conn, "download_superseded", {
+                "track": _label(row), "library_file": row["_adopted"], "download": row.get("local_path")})
+            report.superseded.append({"track": _label(row), "library_file": row["_adopted"]})
+            discard.append(row)
         quarantined = []
         for row, reason in rejected:
             # The file changed since it was verified: quarantine it, try another source.
@@ -172,6 +226,8 @@ def import_downloads(setup: ImportSetup, rows: list[dict[str, Any]], disc_totals
         source = Path(row["local_path"])
         if source.is_file():
             quarantine(source, setup.quarantine_dir, reason)
+    for row in discard:
+        _discard_download(setup, row)
 
     crashpoint("import.after_claim")
     # 3. Move the files.
