@@ -15,7 +15,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_c
 
 from assets.common import markdown_table
 from harmony_pipeline import storage
-from harmony_pipeline.playlist_sync import STALE_AFTER, is_stale
+from harmony_pipeline.spotify.playlist_sync import STALE_AFTER, is_stale
 from resources.database import HarmonyDatabase, LibraryFolders
 
 COVERAGE_THRESHOLD = 0.9

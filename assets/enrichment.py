@@ -28,7 +28,7 @@ from dagster import (
 
 from assets.common import NETWORK_RETRY, markdown_table, retry_on_short_rate_limit
 from harmony_pipeline import storage
-from harmony_pipeline.artwork import (
+from harmony_pipeline.enrichment.artwork import (
     ArtworkCandidate,
     ArtworkError,
     ImageInfo,
@@ -41,7 +41,7 @@ from harmony_pipeline.artwork import (
     thumbnail_data_uri,
     write_cover_file,
 )
-from harmony_pipeline.credits import (
+from harmony_pipeline.enrichment.credits import (
     MAX_GENRES,
     Credits,
     choose_recording,
@@ -49,10 +49,10 @@ from harmony_pipeline.credits import (
     extract_credits,
     extract_genres,
 )
-from harmony_pipeline.demand import normalise
+from harmony_pipeline.acquisition.demand import normalise
 from harmony_pipeline.http_cache import HttpCache, ServiceError
 from harmony_pipeline.service_errors import escapes_item, retry_wait
-from harmony_pipeline.lyrics import (
+from harmony_pipeline.enrichment.lyrics import (
     LyricsKind,
     LyricsRecord,
     artist_forms,
@@ -60,8 +60,8 @@ from harmony_pipeline.lyrics import (
     lyrics_outcome,
     write_lrc_sidecar,
 )
-from harmony_pipeline.spotify_cache import SpotifyCache
-from harmony_pipeline.tagging import TaggingError, TrackTags, open_audio, write_tags
+from harmony_pipeline.spotify.cache import SpotifyCache
+from harmony_pipeline.enrichment.tagging import TaggingError, TrackTags, open_audio, write_tags
 from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.lrclib import LrclibClient, LrclibResource

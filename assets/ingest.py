@@ -1,10 +1,10 @@
 """FREE ingest: submitted items (group `sources`) and their Spotify backfill (group `catalog`).
 
-`harmony ingest` and the inbox sensor record items straight into DuckDB (harmony_pipeline.ingest_store);
+`harmony ingest` and the inbox sensor record items straight into DuckDB (harmony_pipeline.ingest.store);
 `free_ingest_items` shows their state and records inbox files no sensor has taken yet;
 `backfilled_tracks` resolves every pending item to Spotify tracks (links expanded, ISRC search first,
 then scored field searches) and feeds wanted_tracks through the "free_ingest" demand source.
-Spotify answers go through the shared lookup cache (harmony_pipeline.spotify_cache: tracks, albums with
+Spotify answers go through the shared lookup cache (harmony_pipeline.spotify.cache: tracks, albums with
 every track, playlist items, searches), so a lookup is never repeated while its answer is fresh, whichever
 concern fetched it, and resolved items cost nothing again.
 """
@@ -21,7 +21,7 @@ from dagster import AssetExecutionContext, ConfigurableResource, MaterializeResu
 from assets.common import NETWORK_RETRY, markdown_table
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
-from harmony_pipeline.backfill import (
+from harmony_pipeline.ingest.backfill import (
     Scored,
     Wanted,
     choose,
@@ -31,11 +31,11 @@ from harmony_pipeline.backfill import (
     unmatched_reason,
 )
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.ingest_store import CLAIM_STALE_SECONDS, ingest_inbox, lookup_due_where
-from harmony_pipeline.playlist_sync import PlaylistTrack, track_from_item
+from harmony_pipeline.ingest.store import CLAIM_STALE_SECONDS, ingest_inbox, lookup_due_where
+from harmony_pipeline.spotify.playlist_sync import PlaylistTrack, track_from_item
 from harmony_pipeline.safe_read import preview
-from harmony_pipeline.spotify_cache import SpotifyCache
-from harmony_pipeline.spotify_ids import parse_spotify_ref
+from harmony_pipeline.spotify.cache import SpotifyCache
+from harmony_pipeline.spotify.ids import parse_spotify_ref
 from resources.database import HarmonyDatabase
 from resources.spotify import (
     SpotifyError,

@@ -7,9 +7,9 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets.common import NETWORK_RETRY, retry_on_short_rate_limit, activity_metadata, markdown_table
 from harmony_pipeline import storage
-from harmony_pipeline.liked_songs import is_liked, liked_playlist_row
+from harmony_pipeline.spotify.liked_songs import is_liked, liked_playlist_row
 from harmony_pipeline.service_errors import escapes_item
-from harmony_pipeline.playlist_sync import diff_playlist, sync_status, tracks_from_items
+from harmony_pipeline.spotify.playlist_sync import diff_playlist, sync_status, tracks_from_items
 from resources.database import HarmonyDatabase, PipelineSettings
 from resources.spotify import (
     SpotifyError,

@@ -60,7 +60,7 @@ def build_instance(home: Path) -> None:
     from dagster import AssetMaterialization, DagsterInstance
 
     from harmony_pipeline.settings import load_settings
-    from harmony_pipeline.status import asset_keys
+    from harmony_pipeline.cli.status import asset_keys
 
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     with DagsterInstance.get() as instance:
@@ -84,7 +84,7 @@ def main() -> int:
         build_database(root / "data" / "harmony.duckdb", args.tracks)
         build_instance(root / "dagster_home")
 
-        command = [sys.executable, "-m", "harmony_pipeline.cli", "status", "--json"]
+        command = [sys.executable, "-m", "harmony_pipeline.cli.main", "status", "--json"]
         times, cpu = [], []
         for _ in range(args.runs):
             started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)

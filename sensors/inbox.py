@@ -20,7 +20,7 @@ import duckdb
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from harmony_pipeline import storage
-from harmony_pipeline.ingest_store import SENSOR_MAX_BYTES, backfill_work, ingest_inbox_file, waiting_inbox_files
+from harmony_pipeline.ingest.store import SENSOR_MAX_BYTES, backfill_work, ingest_inbox_file, waiting_inbox_files
 from harmony_pipeline.safe_read import preview
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase

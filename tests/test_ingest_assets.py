@@ -19,8 +19,8 @@ from assets.ingest import ARTIST_LINK_REASON, IngestInbox
 from assets.ingest import wiring as ingest_wiring
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
-from harmony_pipeline.cli import main
-from harmony_pipeline.ingest_store import ingest_inbox_file, waiting_inbox_files
+from harmony_pipeline.cli.main import main
+from harmony_pipeline.ingest.store import ingest_inbox_file, waiting_inbox_files
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
