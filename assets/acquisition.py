@@ -250,15 +250,14 @@ def library_tracks(
 
 def wiring(settings, workers):
     """Acquisition assets, the acquisition job and its sensor."""
-    from dagster import define_asset_job
+    from dagster import Definitions, define_asset_job
 
-    from harmony_pipeline.wiring import Wiring
     from sensors.downloads import build_download_transfer_sensor
 
     chain = [wanted_tracks, soulseek_matches, downloads, library_tracks]
     job = define_asset_job("acquisition_job", selection=chain,
                            description="Search, download and import every wanted track.")
-    return Wiring(
+    return Definitions(
         assets=chain,
         jobs=[job],
         sensors=[build_download_transfer_sensor(job, workers, settings.sensor_interval_seconds)],

@@ -158,8 +158,8 @@ def build_enrichment_coverage_check(parts: Sequence[str]):
 
 def wiring(settings, workers):
     """Asset checks only (no assets, sensors or schedules)."""
-    from harmony_pipeline.wiring import Wiring
+    from dagster import Definitions
 
     parts = ["tags"] + (["cover"] if settings.enable_artwork else []) + (["lyrics"] if settings.enable_lyrics else [])
-    return Wiring(asset_checks=[playlists_fresh, no_dead_letters, library_integrity,
-                                build_enrichment_coverage_check(parts)])
+    return Definitions(asset_checks=[playlists_fresh, no_dead_letters, library_integrity,
+                                     build_enrichment_coverage_check(parts)])

@@ -123,9 +123,7 @@ def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, acous
 
 
 def wiring(settings, workers):
-    from dagster import ScheduleDefinition, define_asset_job
-
-    from harmony_pipeline.wiring import Wiring
+    from dagster import Definitions, ScheduleDefinition, define_asset_job
 
     # playlist_files follows every playlist sync, import and scan (declarative automation).
     sensor = AutomationConditionSensorDefinition(
@@ -142,4 +140,4 @@ def wiring(settings, workers):
             name="library_upgrade_schedule", job=job, cron_schedule="7 * * * *",
             default_status=workers.schedule_status,
             description="Hourly: settle upgrade downloads, search a few tracks below the quality cutoff."))
-    return Wiring(assets=assets, jobs=jobs, schedules=schedules, sensors=[sensor])
+    return Definitions(assets=assets, jobs=jobs, schedules=schedules, sensors=[sensor])

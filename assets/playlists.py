@@ -263,12 +263,11 @@ def _track_columns(track) -> dict:
 
 def wiring(settings, workers):
     """Playlist assets and the 15-minute sync schedule (which also acquires what the sync added)."""
-    from dagster import AssetSelection
+    from dagster import AssetSelection, Definitions
 
-    from harmony_pipeline.wiring import Wiring
     from sensors.schedules import playlist_sync_job, playlist_sync_schedule
 
     job = playlist_sync_job(
         AssetSelection.assets("library_scan", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"))
-    return Wiring(assets=[spotify_playlists, playlist_tracks], jobs=[job],
-                  schedules=[playlist_sync_schedule(job, workers.schedule_status)])
+    return Definitions(assets=[spotify_playlists, playlist_tracks], jobs=[job],
+                       schedules=[playlist_sync_schedule(job, workers.schedule_status)])

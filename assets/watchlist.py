@@ -232,9 +232,8 @@ def _read_tracks_to_acquire(context, lookups: SpotifyCache, database: HarmonyDat
 
 def wiring(settings, workers):
     """Watchlist assets, the watchlist job (releases through acquisition) and new_release_sensor."""
-    from dagster import AssetSelection, define_asset_job
+    from dagster import AssetSelection, Definitions, define_asset_job
 
-    from harmony_pipeline.wiring import Wiring
     from sensors.watchlist import build_new_release_sensor
 
     job = define_asset_job(
@@ -243,7 +242,7 @@ def wiring(settings, workers):
                                         "library_tracks"),
         description="Record the checked artists' releases and acquire the new ones.",
     )
-    return Wiring(
+    return Definitions(
         assets=[watchlist_artists, artist_releases],
         jobs=[job],
         sensors=[build_new_release_sensor(job, workers, settings.sensor_interval_seconds)],

@@ -24,12 +24,11 @@ from harmony_pipeline.ingest.store import SENSOR_MAX_BYTES, backfill_work, inges
 from harmony_pipeline.safe_read import preview
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
+from resources.inbox import IngestInbox
 from sensors.run_health import active_runs
 
 
 def build_free_ingest_inbox_sensor(job, workers: Workers, interval_seconds: int):
-    from assets.ingest import IngestInbox
-
     @sensor(
         name="free_ingest_inbox_sensor",
         job=job,

@@ -17,13 +17,13 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from assets.ingest import IngestInbox
 from assets.ingest import wiring as ingest_wiring
 from harmony_pipeline.ingest import store as ingest_store
 from harmony_pipeline.ingest.store import CLAIM_STALE_SECONDS, MAX_CLAIMS, SENSOR_MAX_BYTES, ingest_inbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
+from resources.inbox import IngestInbox
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "SPOTIFY_CLIENT_SECRET=topsecret-4f9a"

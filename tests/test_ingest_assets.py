@@ -15,7 +15,7 @@ from conftest import materialize_assets, pipeline_environment, settle_acquisitio
 from dagster import build_sensor_context
 from test_ingest_cli import UNKNOWN_LINE, _plain_tracks, write_corpus
 
-from assets.ingest import ARTIST_LINK_REASON, IngestInbox
+from assets.ingest import ARTIST_LINK_REASON
 from assets.ingest import wiring as ingest_wiring
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
@@ -25,6 +25,7 @@ from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
+from resources.inbox import IngestInbox
 
 BACKFILL = ["free_ingest_items", "backfilled_tracks", "wanted_tracks"]
 CHAIN = ["free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"]

@@ -14,7 +14,6 @@ from pathlib import Path
 from harmony_pipeline.cli.errors import FAILURE_EXIT_CODE, CommandError, one_line
 from harmony_pipeline.settings import Settings, SettingsError, load_settings
 
-__all__ = ["CommandError", "build_parser", "main"]  # CommandError stays importable from here
 
 EXAMPLES = """examples:
   harmony spotify login                      authorise your Spotify account (PKCE, loopback redirect)
