@@ -60,7 +60,7 @@ def build_instance(home: Path) -> None:
     from dagster import AssetMaterialization, DagsterInstance
 
     from harmony_pipeline.settings import load_settings
-    from harmony_pipeline.cli.status import asset_keys
+    from harmony_pipeline.status import asset_keys
 
     shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
     with DagsterInstance.get() as instance:

@@ -142,14 +142,14 @@ def test_every_command_on_a_locked_database_is_one_line_and_exit_2(tmp_path, mon
         assert holder.stdout.readline().strip() == "held"
         # Wait one second for the lock instead of a minute; the waiting itself is storage's.
         monkeypatch.setitem(storage.open_connection.__kwdefaults__, "wait_seconds", 1.0)
-        monkeypatch.setattr("harmony_pipeline.cli.status.DUCKDB_WAIT_SECONDS", 1.0, raising=False)
+        monkeypatch.setattr("harmony_pipeline.status.DUCKDB_WAIT_SECONDS", 1.0, raising=False)
         (tmp_path / "list.txt").write_text("Björk - Jóga\n", encoding="utf-8")
         for command in DATABASE_COMMANDS:
             args = [str(tmp_path / "list.txt") if arg == "LIST" else arg for arg in command]
             started = time.monotonic()
             assert main(args) == 2, command
             err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-            # `harmony status` words its own line (cli/status.py); every other command goes through cli/errors.py.
+            # `harmony status` words its own line (status.py); every other command goes through cli/errors.py.
             assert len(err) == 1 and ("locked by another process" in err[0] or "Conflicting lock" in err[0]), err
             assert f"(PID {holder.pid})" in err[0]
             assert time.monotonic() - started < 30

@@ -33,7 +33,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from harmony_pipeline import storage
 from harmony_pipeline.cli import main as cli
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.cli.status import collect_status
+from harmony_pipeline.status import collect_status
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_STATES = {"running", "stopped", "stale", "unavailable"}  # design.md §4b: exactly these four
@@ -271,7 +271,7 @@ def test_terminal_status_fits_the_width_and_marks_cuts(data_env, instance):
 
     from rich.console import Console
 
-    from harmony_pipeline.cli.status import print_report
+    from harmony_pipeline.status import print_report
 
     _seed_queues(data_env)
     with storage.connect(data_env) as conn:
@@ -280,7 +280,7 @@ def test_terminal_status_fits_the_width_and_marks_cuts(data_env, instance):
     screen = StringIO()
     console = Console(file=screen, width=100, force_terminal=True, color_system=None)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("harmony_pipeline.cli.status.is_terminal", lambda *a: True)
+        patch.setattr("harmony_pipeline.status.is_terminal", lambda *a: True)
         patch.setattr("rich.console.Console", lambda *a, **k: console)
         print_report(report, storage.utcnow(), quiet=False)
     lines = screen.getvalue().splitlines()

@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands defined next to the code they drive (ingest, watch, status, dead-letter)."""
-    from harmony_pipeline.cli import dead_letter, ingest as ingest_cli, library as library_cli, status, watch as watch_cli
+    from harmony_pipeline import status
+    from harmony_pipeline.cli import dead_letter, ingest as ingest_cli, library as library_cli, watch as watch_cli
 
     return [ingest_cli.register_cli, watch_cli.register_cli, status.register_cli, dead_letter.register_cli,
             library_cli.register_cli]
