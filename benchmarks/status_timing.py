@@ -84,7 +84,7 @@ def main() -> int:
         build_database(root / "data" / "harmony.duckdb", args.tracks)
         build_instance(root / "dagster_home")
 
-        command = [sys.executable, "-m", "harmony_pipeline.cli.main", "status", "--json"]
+        command = [sys.executable, "-m", "harmony_pipeline.cli", "status", "--json"]
         times, cpu = [], []
         for _ in range(args.runs):
             started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -121,7 +121,7 @@ def test_demo_flag_reads_the_env_file(tmp_path, monkeypatch, capsys):
 
 def test_sandbox_env_file_says_where_it_wrote_and_that_it_serves(tmp_path):
     env_file = tmp_path / "sandbox.env"
-    process = subprocess.Popen([sys.executable, "-m", "harmony_pipeline.cli.main", "sandbox", "--root",
+    process = subprocess.Popen([sys.executable, "-m", "harmony_pipeline.cli", "sandbox", "--root",
                                 str(tmp_path / "sandbox"), "--env-file", str(env_file)],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -159,7 +159,7 @@ def test_a_terminal_gets_a_table_sized_to_it(watched):
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("COLUMNS", None)
-    process = subprocess.Popen([sys.executable, "-m", "harmony_pipeline.cli.main", "watch", "list"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "harmony_pipeline.cli", "watch", "list"], env=env,
                                stdin=follower, stdout=follower, stderr=follower, close_fds=True)
     os.close(follower)
     chunks = []
@@ -195,7 +195,7 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
             [[f"{n:022d}", f"Artist number {n} with a fairly long name", now] for n in range(4000)])
     env = {**os.environ, "PYTHONPATH": str(REPO), "HARMONY_DATA_DIR": str(tmp_path),
            "HARMONY_LIBRARY_DIR": str(tmp_path / "library")}
-    done = subprocess.run(["bash", "-c", f"{sys.executable} -m harmony_pipeline.cli.main watch list | head -1; "
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -m harmony_pipeline.cli watch list | head -1; "
                                          "exit ${PIPESTATUS[0]}"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("artist\tid\t")

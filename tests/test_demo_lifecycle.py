@@ -115,7 +115,7 @@ def _wait_gone(pgid: int, seconds: float) -> list[int]:
 
 
 def _harmony(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harmony_pipeline.cli.main", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "harmony_pipeline.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=180)
 
 
@@ -143,7 +143,7 @@ def test_env_file_reaches_the_demo_and_sigterm_leaves_nothing(tmp_path):
         # (its daemon's ticks), database and sandbox.
         shell = subprocess.run(
             ["bash", "-c", f"set -a; . {running.env_file}; set +a; "
-                           f"{sys.executable} -m harmony_pipeline.cli.main status --json"],
+                           f"{sys.executable} -m harmony_pipeline.cli status --json"],
             env=_clean_env(), cwd=tmp_path, capture_output=True, text=True, timeout=180)
         report = json.loads(shell.stdout)
         assert "DAGSTER_HOME is not set" not in shell.stderr

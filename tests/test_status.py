@@ -326,7 +326,7 @@ def test_command_line_end_to_end(data_env, instance, tmp_path):
     """The installed entry point, as a user or a monitoring script runs it."""
     _store(instance, "download_transfer_sensor", "sensor", InstigatorStatus.RUNNING, started_ago=100, tick_ago=5)
     env = {**os.environ, "PYTHONPATH": str(REPO), "HARMONY_DISABLE_WORKERS": "1"}
-    done = subprocess.run([sys.executable, "-m", "harmony_pipeline.cli.main", "status", "--json"], env=env,
+    done = subprocess.run([sys.executable, "-m", "harmony_pipeline.cli", "status", "--json"], env=env,
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     report = json.loads(done.stdout)
     assert report["workers"]["download_transfer_sensor"]["state"] == "running"
