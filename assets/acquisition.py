@@ -2,7 +2,7 @@
 
 Runs work on batches: one run takes every wanted track due through search, ranking, enqueue and import
 of what has finished; download_transfer_sensor requests the follow-up runs as transfers finish. The work
-itself lives in plain modules (harmony_pipeline.soulseek_search, download_flow, import_flow); these assets
+itself lives in plain modules (harmony_pipeline.acquisition.search, download_flow, import_flow); these assets
 read inputs, call them and describe what happened. The acquisition assets materialize only when they
 did something (`output_required=False`), so the newest event on each asset page is real work.
 """
@@ -274,15 +274,14 @@ def library_tracks(
 
 def wiring(settings, workers):
     """Acquisition assets, the acquisition job and its sensor."""
-    from dagster import define_asset_job
+    from dagster import Definitions, define_asset_job
 
-    from harmony_pipeline.wiring import Wiring
     from sensors.downloads import build_download_transfer_sensor
 
     chain = [wanted_tracks, soulseek_matches, downloads, library_tracks]
     job = define_asset_job("acquisition_job", selection=chain,
                            description="Search, download and import every wanted track.")
-    return Wiring(
+    return Definitions(
         assets=chain,
         jobs=[job],
         sensors=[build_download_transfer_sensor(job, workers, settings.sensor_interval_seconds)],

@@ -15,7 +15,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_c
 
 from assets.common import markdown_table
 from harmony_pipeline import storage
-from harmony_pipeline.playlist_sync import STALE_AFTER, is_stale
+from harmony_pipeline.spotify.playlist_sync import STALE_AFTER, is_stale
 from resources.database import HarmonyDatabase, LibraryFolders
 
 COVERAGE_THRESHOLD = 0.9
@@ -158,10 +158,11 @@ def build_enrichment_coverage_check(parts: Sequence[str]):
 
 def wiring(settings, workers):
     """Asset checks, and the sensor that keeps `harmony status`'s view of the instance."""
-    from harmony_pipeline.wiring import Wiring
+    from dagster import Definitions
+
     from sensors.status_view import build_status_view_sensor
 
     parts = ["tags"] + (["cover"] if settings.enable_artwork else []) + (["lyrics"] if settings.enable_lyrics else [])
-    return Wiring(asset_checks=[playlists_fresh, no_dead_letters, library_integrity,
-                                build_enrichment_coverage_check(parts)],
-                  sensors=[build_status_view_sensor(workers)])
+    return Definitions(asset_checks=[playlists_fresh, no_dead_letters, library_integrity,
+                                     build_enrichment_coverage_check(parts)],
+                       sensors=[build_status_view_sensor(workers)])

@@ -28,7 +28,7 @@ from dagster import (
 
 from assets.common import NETWORK_RETRY, markdown_table, retry_on_short_rate_limit
 from harmony_pipeline import storage
-from harmony_pipeline.artwork import (
+from harmony_pipeline.enrichment.artwork import (
     ArtworkCandidate,
     ArtworkError,
     ImageInfo,
@@ -41,7 +41,8 @@ from harmony_pipeline.artwork import (
     thumbnail_data_uri,
     write_cover_file,
 )
-from harmony_pipeline.credits import (
+from harmony_pipeline.enrichment.due import TRACKS_DUE_SQL
+from harmony_pipeline.enrichment.credits import (
     MAX_GENRES,
     Credits,
     choose_recording,
@@ -49,10 +50,10 @@ from harmony_pipeline.credits import (
     extract_credits,
     extract_genres,
 )
-from harmony_pipeline.demand import normalise
+from harmony_pipeline.acquisition.demand import normalise
 from harmony_pipeline.http_cache import HttpCache, ServiceError
 from harmony_pipeline.service_errors import escapes_item, retry_wait
-from harmony_pipeline.lyrics import (
+from harmony_pipeline.enrichment.lyrics import (
     LyricsKind,
     LyricsRecord,
     artist_forms,
@@ -60,8 +61,8 @@ from harmony_pipeline.lyrics import (
     lyrics_outcome,
     write_lrc_sidecar,
 )
-from harmony_pipeline.spotify_cache import SpotifyCache
-from harmony_pipeline.tagging import TaggingError, TrackTags, open_audio, write_tags
+from harmony_pipeline.spotify.cache import SpotifyCache
+from harmony_pipeline.enrichment.tagging import TaggingError, TrackTags, open_audio, write_tags
 from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.lrclib import LrclibClient, LrclibResource
@@ -80,28 +81,10 @@ PREVIEWS = 4  # cover thumbnails shown in the materialization metadata
 SNIPPET_LINES = 8
 COPYRIGHT_SYMBOLS = {"P": "℗", "C": "©"}
 
-# The one definition of "due" (the assets and the nightly schedule share it): a library track without
-# a row in the asset's table, imported again since its row, or whose miss / failure cool-down has passed.
-DUE_FROM = """
-FROM library_tracks l
-LEFT JOIN wanted_tracks w ON w.wanted_key = l.wanted_key
-LEFT JOIN {table} e ON e.wanted_key = l.wanted_key
-WHERE e.wanted_key IS NULL OR e.updated_at < l.imported_at OR e.next_attempt_at <= ?
-"""
-TRACKS_DUE_SQL = ("SELECT l.*, w.artists, w.album_total_tracks, w.duration_ms" + DUE_FROM
-                  + "ORDER BY l.imported_at, l.wanted_key")
-COUNT_DUE_SQL = "SELECT count(*)" + DUE_FROM
-
-
 def tracks_due(database: HarmonyDatabase, table: str, now: datetime) -> list[dict]:
     """Library tracks the asset writing `table` has to (re)visit at `now`."""
     with database.connect() as conn:  # read-write: applies this concern's migration on first use
         return storage.fetch_dicts(conn, TRACKS_DUE_SQL.format(table=table), [now])
-
-
-def count_due(conn, table: str, now: datetime) -> int:
-    """How many library tracks the asset writing `table` would act on at `now`."""
-    return conn.execute(COUNT_DUE_SQL.format(table=table), [now]).fetchone()[0]
 
 
 def track_label(row: dict) -> str:
@@ -685,7 +668,8 @@ def track_lyrics(
 def wiring(settings, workers):
     """track_metadata always; track_artwork with ENABLE_ARTWORK, track_lyrics with ENABLE_LYRICS; their
     automation sensor and nightly schedule; the MusicBrainz, Cover Art Archive and LRCLIB resources."""
-    from harmony_pipeline.wiring import Wiring
+    from dagster import Definitions
+
     from sensors.enrichment import build_enrichment_automation_sensor, build_enrichment_schedule
 
     enrichment_assets = [track_metadata]
@@ -693,7 +677,7 @@ def wiring(settings, workers):
         enrichment_assets.append(track_artwork)
     if settings.enable_lyrics:
         enrichment_assets.append(track_lyrics)
-    return Wiring(
+    return Definitions(
         assets=enrichment_assets,
         sensors=[build_enrichment_automation_sensor(enrichment_assets, workers)],
         schedules=[build_enrichment_schedule(enrichment_assets, workers)],

@@ -1,10 +1,10 @@
 """FREE ingest: submitted items (group `sources`) and their Spotify backfill (group `catalog`).
 
-`harmony ingest` and the inbox sensor record items straight into DuckDB (harmony_pipeline.ingest_store);
+`harmony ingest` and the inbox sensor record items straight into DuckDB (harmony_pipeline.ingest.store);
 `free_ingest_items` shows their state and records inbox files no sensor has taken yet;
 `backfilled_tracks` resolves every pending item to Spotify tracks (links expanded, ISRC search first,
 then scored field searches) and feeds wanted_tracks through the "free_ingest" demand source.
-Spotify answers go through the shared lookup cache (harmony_pipeline.spotify_cache: tracks, albums with
+Spotify answers go through the shared lookup cache (harmony_pipeline.spotify.cache: tracks, albums with
 every track, playlist items, searches), so a lookup is never repeated while its answer is fresh, whichever
 concern fetched it, and resolved items cost nothing again.
 """
@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, ConfigurableResource, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.common import NETWORK_RETRY, markdown_table
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
-from harmony_pipeline.backfill import (
+from harmony_pipeline.ingest.backfill import (
     Scored,
     Wanted,
     choose,
@@ -31,12 +31,13 @@ from harmony_pipeline.backfill import (
     unmatched_reason,
 )
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.ingest_store import CLAIM_STALE_SECONDS, ingest_inbox, lookup_due_where
-from harmony_pipeline.playlist_sync import PlaylistTrack, track_from_item
+from harmony_pipeline.ingest.store import ingest_inbox, lookup_due_where
+from harmony_pipeline.spotify.playlist_sync import PlaylistTrack, track_from_item
 from harmony_pipeline.safe_read import preview
-from harmony_pipeline.spotify_cache import SpotifyCache
-from harmony_pipeline.spotify_ids import parse_spotify_ref
+from harmony_pipeline.spotify.cache import SpotifyCache
+from harmony_pipeline.spotify.ids import parse_spotify_ref
 from resources.database import HarmonyDatabase
+from resources.inbox import IngestInbox
 from resources.spotify import (
     SpotifyError,
     SpotifyForbidden,
@@ -51,14 +52,6 @@ ARTIST_LINK_REASON = "artist links are not ingested; use `harmony watch add` to 
 SKIPPED_LINES_SHOWN = 50  # rows of the skipped_lines table; each line only as a short sanitised preview
 INGEST_CHAIN = ("free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads",
                 "library_tracks")
-
-
-class IngestInbox(ConfigurableResource):
-    """The FREE-ingest drop folder (HARMONY_INBOX_DIR)."""
-
-    path: str
-    settle_seconds: float = 2.0  # a file changed more recently may still be being copied
-    claim_stale_seconds: float = CLAIM_STALE_SECONDS  # a claim in processing/ this old is taken back
 
 
 @asset(
@@ -279,15 +272,14 @@ def backfilled_tracks(
 
 def wiring(settings, workers):
     """FREE-ingest assets, the ingest job (through acquisition) and the inbox sensor."""
-    from dagster import AssetSelection, define_asset_job
+    from dagster import AssetSelection, Definitions, define_asset_job
 
-    from harmony_pipeline.wiring import Wiring
     from sensors.inbox import build_free_ingest_inbox_sensor
 
     job = define_asset_job("free_ingest_job", selection=AssetSelection.assets(*INGEST_CHAIN),
                            description="Ingested items: backfill from Spotify, then search, download and import.")
     sensor = build_free_ingest_inbox_sensor(job, workers, settings.sensor_interval_seconds)
-    return Wiring(
+    return Definitions(
         assets=[free_ingest_items, backfilled_tracks],
         jobs=[job],
         sensors=[sensor],

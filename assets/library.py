@@ -1,7 +1,7 @@
 """The user's own library: `library_scan` (group `catalog`) finds what is already there, so wanted tracks
 it satisfies never reach Soulseek; `playlist_files` (group `enrichment`) writes an .m3u8 per synced
 playlist for the media server; `library_upgrades` (group `acquisition`, only with a HARMONY_QUALITY
-cutoff) replaces files below the cutoff by better ones. The work lives in harmony_pipeline.library_scan,
+cutoff) replaces files below the cutoff by better ones. The work lives in harmony_pipeline.library.scan,
 playlist_files and upgrades.
 """
 
@@ -21,10 +21,10 @@ from dagster import (
 
 from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.library_scan import scan_library
-from harmony_pipeline.playlist_files import write_playlist_files
-from harmony_pipeline.quality import parse_quality
-from harmony_pipeline.upgrades import UpgradeSetup, run_upgrades
+from harmony_pipeline.library.scan import scan_library
+from harmony_pipeline.library.playlist_files import write_playlist_files
+from harmony_pipeline.library.quality import parse_quality
+from harmony_pipeline.library.upgrades import UpgradeSetup, run_upgrades
 from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.musicbrainz import MusicBrainzResource
@@ -123,9 +123,7 @@ def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, acous
 
 
 def wiring(settings, workers):
-    from dagster import ScheduleDefinition, define_asset_job
-
-    from harmony_pipeline.wiring import Wiring
+    from dagster import Definitions, ScheduleDefinition, define_asset_job
 
     # playlist_files follows every playlist sync, import and scan (declarative automation).
     sensor = AutomationConditionSensorDefinition(
@@ -142,4 +140,4 @@ def wiring(settings, workers):
             name="library_upgrade_schedule", job=job, cron_schedule="7 * * * *",
             default_status=workers.schedule_status,
             description="Hourly: settle upgrade downloads, search a few tracks below the quality cutoff."))
-    return Wiring(assets=assets, jobs=jobs, schedules=schedules, sensors=[sensor])
+    return Definitions(assets=assets, jobs=jobs, schedules=schedules, sensors=[sensor])

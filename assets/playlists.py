@@ -7,9 +7,9 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets.common import NETWORK_RETRY, retry_on_short_rate_limit, activity_metadata, markdown_table
 from harmony_pipeline import storage
-from harmony_pipeline.liked_songs import is_liked, liked_playlist_row
+from harmony_pipeline.spotify.liked_songs import is_liked, liked_playlist_row
 from harmony_pipeline.service_errors import escapes_item
-from harmony_pipeline.playlist_sync import diff_playlist, sync_status, tracks_from_items
+from harmony_pipeline.spotify.playlist_sync import diff_playlist, sync_status, tracks_from_items
 from resources.database import HarmonyDatabase, PipelineSettings
 from resources.spotify import (
     SpotifyError,
@@ -263,12 +263,11 @@ def _track_columns(track) -> dict:
 
 def wiring(settings, workers):
     """Playlist assets and the 15-minute sync schedule (which also acquires what the sync added)."""
-    from dagster import AssetSelection
+    from dagster import AssetSelection, Definitions
 
-    from harmony_pipeline.wiring import Wiring
     from sensors.schedules import playlist_sync_job, playlist_sync_schedule
 
     job = playlist_sync_job(
         AssetSelection.assets("library_scan", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"))
-    return Wiring(assets=[spotify_playlists, playlist_tracks], jobs=[job],
-                  schedules=[playlist_sync_schedule(job, workers.schedule_status)])
+    return Definitions(assets=[spotify_playlists, playlist_tracks], jobs=[job],
+                       schedules=[playlist_sync_schedule(job, workers.schedule_status)])

@@ -5,7 +5,7 @@ artist_releases records every album and single of the checked artists; releases 
 artist's first check are new and their tracks (with ISRC, one GET /tracks/{id} each) become demand
 for wanted_tracks through artist_release_tracks. Tracks not found on Soulseek stay there with `acquire`
 set, so the acquisition retry rules keep trying them. Albums, tracks and artist names come through the
-shared Spotify lookup cache (harmony_pipeline.spotify_cache), so acquisition and enrichment reuse them.
+shared Spotify lookup cache (harmony_pipeline.spotify.cache), so acquisition and enrichment reuse them.
 """
 
 from datetime import datetime, timedelta
@@ -16,9 +16,9 @@ from pydantic import Field
 from assets.common import NETWORK_RETRY, retry_on_short_rate_limit, markdown_table
 from harmony_pipeline import storage
 from harmony_pipeline.service_errors import escapes_item
-from harmony_pipeline import watchlist as rules
+from harmony_pipeline.watchlist import releases as rules
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.spotify_cache import SpotifyCache
+from harmony_pipeline.spotify.cache import SpotifyCache
 from resources.database import HarmonyDatabase, PipelineSettings
 from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited, SpotifyResource
 
@@ -232,9 +232,8 @@ def _read_tracks_to_acquire(context, lookups: SpotifyCache, database: HarmonyDat
 
 def wiring(settings, workers):
     """Watchlist assets, the watchlist job (releases through acquisition) and new_release_sensor."""
-    from dagster import AssetSelection, define_asset_job
+    from dagster import AssetSelection, Definitions, define_asset_job
 
-    from harmony_pipeline.wiring import Wiring
     from sensors.watchlist import build_new_release_sensor
 
     job = define_asset_job(
@@ -243,7 +242,7 @@ def wiring(settings, workers):
                                         "library_tracks"),
         description="Record the checked artists' releases and acquire the new ones.",
     )
-    return Wiring(
+    return Definitions(
         assets=[watchlist_artists, artist_releases],
         jobs=[job],
         sensors=[build_new_release_sensor(job, workers, settings.sensor_interval_seconds)],

@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harmony_pipeline import storage  # noqa: E402
-from harmony_pipeline.library_scan import LibraryIndex, scan_library  # noqa: E402
+from harmony_pipeline.library.scan import LibraryIndex, scan_library  # noqa: E402
 from harmony_pipeline.sandbox.audio import write_audio  # noqa: E402
-from harmony_pipeline.tagging import TrackTags, write_tags  # noqa: E402
+from harmony_pipeline.enrichment.tagging import TrackTags, write_tags  # noqa: E402
 
 
 class Database:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 from harmony_pipeline.sandbox import Sandbox  # noqa: E402
 from harmony_pipeline.sandbox.audio import write_audio  # noqa: E402
 from harmony_pipeline.sandbox.catalog import _make_playlist  # noqa: E402
-from harmony_pipeline.tagging import TrackTags, write_tags  # noqa: E402
+from harmony_pipeline.enrichment.tagging import TrackTags, write_tags  # noqa: E402
 
 STEPS = ["spotify_playlists", "playlist_tracks", "library_scan", "wanted_tracks", "soulseek_matches"]
 

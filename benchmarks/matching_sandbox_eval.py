@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from harmony_pipeline.matching import WantedTrack, build_album_query, build_queries, rank  # noqa: E402
 from harmony_pipeline.sandbox.catalog import Catalog, Track, build_catalog  # noqa: E402
 from harmony_pipeline.sandbox.soulseek_peers import PeerNetwork  # noqa: E402
-from harmony_pipeline.soulseek_search import MAX_QUERIES_PER_TRACK  # noqa: E402
+from harmony_pipeline.acquisition.search import MAX_QUERIES_PER_TRACK  # noqa: E402
 
 DEFAULT_DEV = REPO.parent / "shared" / "matching-dev-set" / "dev.jsonl"
 DEFAULT_SEEDS = (7, 11, 23)

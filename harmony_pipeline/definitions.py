@@ -1,8 +1,8 @@
 """The code location: `harmony_pipeline.definitions:defs`.
 
 Each concern (playlists, ingest, watchlist, acquisition, enrichment, operations checks) contributes its
-assets, checks, sensors and schedules through a `wiring(settings, workers)` function (see
-harmony_pipeline/wiring.py). Flags decide what is loaded: ENABLE_ARTWORK / ENABLE_LYRICS add the
+assets, checks, sensors and schedules as a `Definitions` from a `wiring(settings, workers)` function (see
+harmony_pipeline/wiring.py); `Definitions.merge` combines them and raises on a clashing resource key. Flags decide what is loaded: ENABLE_ARTWORK / ENABLE_LYRICS add the
 artwork / lyrics assets, and HARMONY_DISABLE_WORKERS=1 loads every sensor and schedule STOPPED.
 One `wiring_summary` line is logged at load.
 """
@@ -16,7 +16,7 @@ from functools import lru_cache
 from dagster import Definitions, EnvVar, in_process_executor
 
 from harmony_pipeline.settings import Settings, load_settings
-from harmony_pipeline.wiring import Wiring, Workers
+from harmony_pipeline.wiring import Workers
 from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.musicbrainz import MusicBrainzResource
@@ -83,32 +83,23 @@ def build_resources(settings: Settings) -> dict:
 
 
 @lru_cache(maxsize=8)
-def collect_wiring(settings: Settings) -> Wiring:
-    """Every concern's wiring for these settings, built once per process and settings (wiring reads
-    nothing but its settings): the module's `defs`, `harmony status` and tests share it. Read it only."""
+def collect_wiring(settings: Settings) -> Definitions:
+    """Every concern's Definitions for these settings merged with the shared resources and executor,
+    built once per process and settings (wiring reads nothing but its settings): the module's `defs`,
+    `harmony status` and tests share it. Read it only. `Definitions.merge` raises
+    DagsterInvariantViolationError when two parts bring different resources under one key."""
     workers = Workers(disabled=settings.disable_workers)
-    combined = Wiring(resources=build_resources(settings))
-    for module in CONCERN_MODULES:
-        combined.add(module.wiring(settings, workers))
-    return combined
+    shared = Definitions(resources=build_resources(settings), executor=in_process_executor)
+    return Definitions.merge(shared, *(module.wiring(settings, workers) for module in CONCERN_MODULES))
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    wiring = collect_wiring(settings)
-    defs = Definitions(
-        assets=wiring.assets,
-        asset_checks=wiring.asset_checks,
-        jobs=wiring.jobs,
-        schedules=wiring.schedules,
-        sensors=wiring.sensors,
-        resources=wiring.resources,
-        executor=in_process_executor,
-    )
-    log.info(wiring_summary(wiring, settings))
+    defs = collect_wiring(settings)
+    log.info(wiring_summary(defs, settings))
     return defs
 
 
-def wiring_summary(wiring: Wiring, settings: Settings) -> str:
+def wiring_summary(wiring: Definitions, settings: Settings) -> str:
     asset_names = sorted(key.to_user_string() for a in wiring.assets for key in a.keys)
     state = "stopped" if settings.disable_workers else "running"
     return (

@@ -63,7 +63,7 @@ class Settings:
     acoustid_url: str = "https://api.acoustid.org"
     extra_library_dirs: tuple[Path, ...] = ()  # scanned, never written
     playlist_dir: Path | None = None  # the .m3u8 files; None: <library>/Playlists
-    quality: str | None = None  # HARMONY_QUALITY, normalised (harmony_pipeline/quality.py)
+    quality: str | None = None  # HARMONY_QUALITY, normalised (harmony_pipeline/library/quality.py)
     # Secrets: excluded from repr and from describe().
     spotify_client_id: str | None = field(default=None, repr=False)
     spotify_client_secret: str | None = field(default=None, repr=False)
@@ -172,7 +172,7 @@ def _search_limit(env: Mapping[str, str], name: str, default: str) -> SearchLimi
 
 
 def _id_list(env: Mapping[str, str], name: str, kind: str) -> tuple[str, ...]:
-    from harmony_pipeline.spotify_ids import parse_spotify_id
+    from harmony_pipeline.spotify.ids import parse_spotify_id
 
     raw = _text(env, name, "") or ""
     ids: list[str] = []
@@ -192,7 +192,7 @@ def _id_list(env: Mapping[str, str], name: str, kind: str) -> tuple[str, ...]:
 
 
 def _path_template(env: Mapping[str, str], name: str) -> str:
-    from harmony_pipeline.library_paths import validate_template
+    from harmony_pipeline.library.paths import validate_template
 
     template = _text(env, name, DEFAULT_PATH_TEMPLATE)
     assert template is not None
@@ -222,7 +222,7 @@ def _folder_list(env: Mapping[str, str], name: str, library: Path) -> tuple[Path
 
 
 def _quality(env: Mapping[str, str], name: str) -> str | None:
-    from harmony_pipeline.quality import parse_quality
+    from harmony_pipeline.library.quality import parse_quality
 
     raw = _text(env, name)
     if raw is None:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from harmony_pipeline import storage
-from harmony_pipeline.listing import is_terminal, print_rows, tab_rows
+from harmony_pipeline.cli.listing import is_terminal, print_rows, tab_rows
 from harmony_pipeline.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -414,7 +414,7 @@ def collect_status(settings: Settings, instance: DagsterInstance | None, *, now:
 
 def open_instance() -> DagsterInstance | None:
     """The instance under DAGSTER_HOME, or None when it is not set."""
-    from harmony_pipeline.cli_errors import CommandError
+    from harmony_pipeline.cli.errors import CommandError
 
     home = os.environ.get("DAGSTER_HOME", "").strip()
     if not home:
@@ -523,7 +523,7 @@ def _print_records(report: StatusReport, now: datetime, quiet: bool) -> None:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from harmony_pipeline.cli_errors import CommandError
+    from harmony_pipeline.cli.errors import CommandError
 
     now = storage.utcnow()
     home = os.environ.get("DAGSTER_HOME", "").strip()

@@ -6,7 +6,7 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from harmony_pipeline.audio_verification import DEFAULT_ACOUSTID_URL, AcoustIdClient, Verifier
+from harmony_pipeline.acquisition.audio_verification import DEFAULT_ACOUSTID_URL, AcoustIdClient, Verifier
 from harmony_pipeline.http_cache import HttpCache
 
 

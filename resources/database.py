@@ -78,4 +78,4 @@ class PipelineSettings(ConfigurableResource):
     search_window_seconds: int = 220
     artwork_max_bytes: int = 10_485_760
     artwork_min_edge: int = 1000
-    quality: str | None = None  # HARMONY_QUALITY, validated by settings (harmony_pipeline/quality.py)
+    quality: str | None = None  # HARMONY_QUALITY, validated by settings (harmony_pipeline/library/quality.py)

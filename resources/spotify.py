@@ -6,7 +6,7 @@
 - 429: spotipy's own retry would sleep for any Retry-After (hours after a request storm); here the
   client waits for Retry-After only up to a cap and then raises `SpotifyRateLimited` with the time
   the limit ends, so a run fails visibly instead of hanging. 5xx are retried by urllib3's Retry.
-- No batch endpoints: one request per track / album / artist; harmony_pipeline.spotify_cache caches them.
+- No batch endpoints: one request per track / album / artist; harmony_pipeline.spotify.cache caches them.
 """
 
 from __future__ import annotations

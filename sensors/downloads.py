@@ -9,14 +9,14 @@ have work, from the first of them down the chain.
 from dagster import AssetKey, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import (
+from harmony_pipeline.acquisition.state import (
     downloads_not_started,
     imports_pending,
     load_downloads,
     pending_download_work,
     searches_due,
 )
-from harmony_pipeline.download_flow import belongs_to_attempt, newest_transfers
+from harmony_pipeline.acquisition.download_flow import belongs_to_attempt, newest_transfers
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
 from resources.slskd import SlskdError, SlskdResource

@@ -19,8 +19,8 @@ from dagster import (
     schedule,
 )
 
-from assets.enrichment import count_due
 from harmony_pipeline import storage
+from harmony_pipeline.enrichment.due import count_due
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
 

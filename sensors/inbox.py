@@ -20,16 +20,15 @@ import duckdb
 from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from harmony_pipeline import storage
-from harmony_pipeline.ingest_store import SENSOR_MAX_BYTES, backfill_work, ingest_inbox_file, waiting_inbox_files
+from harmony_pipeline.ingest.store import SENSOR_MAX_BYTES, backfill_work, ingest_inbox_file, waiting_inbox_files
 from harmony_pipeline.safe_read import preview
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
+from resources.inbox import IngestInbox
 from sensors.run_health import active_runs
 
 
 def build_free_ingest_inbox_sensor(job, workers: Workers, interval_seconds: int):
-    from assets.ingest import IngestInbox
-
     @sensor(
         name="free_ingest_inbox_sensor",
         job=job,

@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from harmony_pipeline import storage
-from harmony_pipeline import watchlist as rules
+from harmony_pipeline.watchlist import releases as rules
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase, PipelineSettings
 from resources.spotify import (

@@ -109,7 +109,7 @@ def settle_acquisition(instance, max_runs: int = 12, timeout: float = 120.0) -> 
     import time
 
     from harmony_pipeline import storage
-    from harmony_pipeline.acquisition_state import pending_download_work
+    from harmony_pipeline.acquisition.state import pending_download_work
     from harmony_pipeline.definitions import build_resources
     from harmony_pipeline.settings import load_settings
     from resources.slskd import SlskdResource

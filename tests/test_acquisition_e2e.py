@@ -16,7 +16,7 @@ import mutagen
 import pytest
 from conftest import materialize_assets, pipeline_environment, settle_acquisition
 
-from harmony_pipeline.dead_letter import dead_letters, requeue
+from harmony_pipeline.cli.dead_letter import dead_letters, requeue
 from harmony_pipeline.sandbox import Sandbox
 from harmony_pipeline.settings import load_settings
 

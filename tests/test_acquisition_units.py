@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harmony_pipeline.demand import in_library, library_keys, merge_demand, wanted_key
-from harmony_pipeline.download_attempts import RetryRules, after_failure, close_attempt, history_entry, next_candidate
-from harmony_pipeline.search_budget import seconds_until_allowed
+from harmony_pipeline.acquisition.demand import in_library, library_keys, merge_demand, wanted_key
+from harmony_pipeline.acquisition.download_attempts import RetryRules, after_failure, close_attempt, history_entry, next_candidate
+from harmony_pipeline.acquisition.search_budget import seconds_until_allowed
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 

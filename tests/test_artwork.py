@@ -14,7 +14,7 @@ from mutagen.id3 import APIC, ID3, PictureType
 from mutagen.mp4 import MP4, MP4Cover
 from PIL import Image
 
-from harmony_pipeline.artwork import (
+from harmony_pipeline.enrichment.artwork import (
     ArtworkCandidate,
     ArtworkError,
     ImageInfo,
@@ -28,7 +28,7 @@ from harmony_pipeline.artwork import (
     thumbnail_data_uri,
     write_cover_file,
 )
-from harmony_pipeline.tagging import TaggingError
+from harmony_pipeline.enrichment.tagging import TaggingError
 
 
 def _pillow_size(data: bytes) -> tuple[int, int]:

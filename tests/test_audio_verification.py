@@ -17,7 +17,7 @@ import mutagen
 import pytest
 
 from harmony_pipeline import storage
-from harmony_pipeline.audio_verification import (
+from harmony_pipeline.acquisition.audio_verification import (
     AcoustIdClient,
     Fingerprinter,
     VerificationError,
@@ -25,8 +25,8 @@ from harmony_pipeline.audio_verification import (
     verification_counts,
     verify_download,
 )
-from harmony_pipeline.download_attempts import RetryRules
-from harmony_pipeline.download_flow import DownloadSetup, reconcile_transfers, start_due_downloads
+from harmony_pipeline.acquisition.download_attempts import RetryRules
+from harmony_pipeline.acquisition.download_flow import DownloadSetup, reconcile_transfers, start_due_downloads
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.sandbox.acoustid import SANDBOX_API_KEY, other_recording, write_melody, write_served_audio
@@ -279,7 +279,7 @@ def test_with_the_service_down_or_no_key_the_download_still_succeeds_unverified(
 
 
 def test_a_mismatch_needs_a_confident_answer_naming_only_other_recordings() -> None:
-    from harmony_pipeline.audio_verification import judge
+    from harmony_pipeline.acquisition.audio_verification import judge
 
     def answer(*results):
         return {"status": "ok", "results": [{"id": f"a{i}", "score": score, "recordings": [{"id": r} for r in ids]}

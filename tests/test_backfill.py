@@ -2,7 +2,7 @@
 
 import pytest
 
-from harmony_pipeline.backfill import (
+from harmony_pipeline.ingest.backfill import (
     MATCH_THRESHOLD,
     Wanted,
     choose,

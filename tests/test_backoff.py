@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harmony_pipeline.backoff import attempts_exhausted, next_attempt_at, retry_delay_seconds
+from harmony_pipeline.acquisition.backoff import attempts_exhausted, next_attempt_at, retry_delay_seconds
 
 DRAWS = 2000
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from harmony_pipeline import storage
-from harmony_pipeline import watchlist as rules
-from harmony_pipeline.cli import main
-from harmony_pipeline.listing import print_rows, shorten
+from harmony_pipeline.watchlist import releases as rules
+from harmony_pipeline.cli.main import main
+from harmony_pipeline.cli.listing import print_rows, shorten
 
 REPO = Path(__file__).resolve().parent.parent
 LONG_NAME = "The Exceptionally Long-Named Orchestra of the Northern Lights and Their Friends From Far Away"
@@ -134,7 +134,7 @@ def test_sandbox_env_file_says_where_it_wrote_and_that_it_serves(tmp_path):
 
 
 def test_one_rejected_candidate_is_singular(tmp_path):
-    from harmony_pipeline.soulseek_search import SearchSession, decide_match
+    from harmony_pipeline.acquisition.search import SearchSession, decide_match
     from resources.database import HarmonyDatabase
 
     database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
@@ -203,7 +203,7 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
 
 
 def test_ingest_report_as_json(tmp_path, monkeypatch, capsys):
-    from harmony_pipeline.cli import main
+    from harmony_pipeline.cli.main import main
 
     monkeypatch.setenv("HARMONY_DATA_DIR", str(tmp_path / "data"))
     wishes = tmp_path / "wishes.txt"

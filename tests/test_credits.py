@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harmony_pipeline.credits import (
+from harmony_pipeline.enrichment.credits import (
     Credits,
     choose_recording,
     choose_release,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from harmony_pipeline import storage
-from harmony_pipeline.cli import main
+from harmony_pipeline.cli.main import main
 
 
 def _attempt(peer: str, name: str, outcome: str, error: str, started) -> dict:
@@ -132,7 +132,7 @@ def test_requeue_all_and_bad_input(database, capsys):
 
 
 def test_what_a_requeue_leads_to_for_one_attempt():
-    from harmony_pipeline.dead_letter import peers, real_error, what_happens
+    from harmony_pipeline.cli.dead_letter import peers, real_error, what_happens
 
     row = {"history": [{"username": "Sven1964", "filename": "a.mp3", "error": "TimedOut: Transfer timed out"}],
            "last_error": "no candidate left to try"}

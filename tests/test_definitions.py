@@ -85,3 +85,20 @@ def test_wiring_summary_logged_once(tmp_path, caplog):
     assert "spotify_playlists" in lines[0] and "download_transfer_sensor" in lines[0]
     assert "playlist_sync_schedule" in lines[0] and "workers=stopped" in lines[0]
     assert "ENABLE_ARTWORK=False" in lines[0]
+
+
+def test_a_concern_clashing_with_a_shared_resource_key_is_refused(tmp_path, monkeypatch):
+    """Two different resources under one key stop the load (Definitions.merge), instead of one silently
+    replacing the other."""
+    import harmony_pipeline.definitions as definitions
+    from dagster import Definitions, DagsterInvariantViolationError
+
+    from resources.database import HarmonyDatabase
+
+    def clashing(settings, workers):
+        return Definitions(resources={"database": HarmonyDatabase(path=str(tmp_path / "other.duckdb"))})
+
+    monkeypatch.setattr(definitions, "CONCERN_MODULES",
+                        (*definitions.CONCERN_MODULES, type("clashing", (), {"wiring": staticmethod(clashing)})))
+    with pytest.raises(DagsterInvariantViolationError, match="'database'"):
+        build_definitions(load_settings({"HARMONY_DATA_DIR": str(tmp_path / "clash")}))

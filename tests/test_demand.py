@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from harmony_pipeline import storage
-from harmony_pipeline.demand import (
+from harmony_pipeline.acquisition.demand import (
     DEMAND_SOURCES,
     WANTED_COLUMNS,
     in_library,

@@ -15,14 +15,14 @@ from dagster import DagsterInstance, build_schedule_context, materialize
 import assets.enrichment as enrichment
 from assets.enrichment import FAILURE_COOLDOWN, MISS_COOLDOWN, track_artwork, track_lyrics, track_metadata, wiring
 from harmony_pipeline import storage
-from harmony_pipeline.artwork import embed_cover, existing_cover, measure_image
+from harmony_pipeline.enrichment.artwork import embed_cover, existing_cover, measure_image
 from harmony_pipeline.definitions import build_resources
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.lyrics import lrc_sidecar_path
+from harmony_pipeline.enrichment.lyrics import lrc_sidecar_path
 from harmony_pipeline.sandbox.catalog import Album, Catalog, Person, Track
 from harmony_pipeline.sandbox.server import Fault
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.tagging import read_tags
+from harmony_pipeline.enrichment.tagging import read_tags
 from harmony_pipeline.wiring import Workers
 from resources.musicbrainz import MusicBrainzResource
 from sensors.enrichment import build_enrichment_schedule

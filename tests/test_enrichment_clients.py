@@ -11,7 +11,7 @@ from urllib3.util.retry import Retry
 
 from assets.enrichment import download_first_image
 from harmony_pipeline import storage
-from harmony_pipeline.artwork import measure_image
+from harmony_pipeline.enrichment.artwork import measure_image
 from harmony_pipeline.http_cache import MISS_TTL, USER_AGENT, HttpCache, retrying_session
 from harmony_pipeline.sandbox.catalog import build_catalog
 from harmony_pipeline.sandbox.coverart import CoverArtEmulator

@@ -242,8 +242,8 @@ def test_ingest_run_killed_with_a_file_claimed_converges_at_once(pipeline, insta
 
 
 def test_slskd_outage_during_enqueue_spends_no_attempt_and_leaves_no_claim(pipeline, instance):
-    from harmony_pipeline.download_attempts import RetryRules
-    from harmony_pipeline.download_flow import DownloadSetup, start_due_downloads
+    from harmony_pipeline.acquisition.download_attempts import RetryRules
+    from harmony_pipeline.acquisition.download_flow import DownloadSetup, start_due_downloads
     from resources.database import HarmonyDatabase
     from resources.slskd import SlskdResource, SlskdUnavailable
 
@@ -297,7 +297,7 @@ def test_short_rate_limits_retry_the_step_and_transient_errors_escape_items():
 
 
 def test_an_import_failing_on_our_side_waits_before_it_is_tried_again(pipeline, instance):
-    from harmony_pipeline.acquisition_state import imports_pending
+    from harmony_pipeline.acquisition.state import imports_pending
     from resources.database import HarmonyDatabase
 
     sandbox, env = pipeline

@@ -9,8 +9,9 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from harmony_pipeline import ingest_store, storage
-from harmony_pipeline.soulseek_search import SearchSession, decide_match
+from harmony_pipeline import storage
+from harmony_pipeline.ingest import store as ingest_store
+from harmony_pipeline.acquisition.search import SearchSession, decide_match
 from resources.database import HarmonyDatabase
 from resources.slskd import SlskdResource
 from sensors.downloads import pending_work

@@ -17,11 +17,11 @@ import duckdb
 import pytest
 
 from harmony_pipeline import storage
-from harmony_pipeline.cli import main
-from harmony_pipeline.ingest_parser import MAX_SUBMISSION_BYTES
+from harmony_pipeline.cli.main import main
+from harmony_pipeline.ingest.parser import MAX_SUBMISSION_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
-HARMONY = [sys.executable, "-c", "import sys; from harmony_pipeline.cli import main; sys.exit(main())"]
+HARMONY = [sys.executable, "-c", "import sys; from harmony_pipeline.cli.main import main; sys.exit(main())"]
 PEAK_LIMIT_KIB = 150_000_000 // 1024  # 150 MB
 # Each command of `harmony` that opens the database.
 DATABASE_COMMANDS = [["ingest", "LIST"], ["dead-letter", "list"], ["dead-letter", "requeue", "--all"],
@@ -33,7 +33,7 @@ def run_harmony(args: list[str], data_dir: Path, **kwargs) -> subprocess.Complet
     to stderr's last line."""
     env = {**os.environ, "HARMONY_DATA_DIR": str(data_dir)}
     env.pop("DAGSTER_HOME", None)
-    code = ("import sys, atexit; from harmony_pipeline.cli import main\n"
+    code = ("import sys, atexit; from harmony_pipeline.cli.main import main\n"
             "def peak():\n"
             "    status = {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status') "
             "if l.startswith(('VmHWM:', 'RssFile:'))}\n"
@@ -149,7 +149,7 @@ def test_every_command_on_a_locked_database_is_one_line_and_exit_2(tmp_path, mon
             started = time.monotonic()
             assert main(args) == 2, command
             err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-            # `harmony status` words its own line (status.py); every other command goes through cli_errors.
+            # `harmony status` words its own line (status.py); every other command goes through cli/errors.py.
             assert len(err) == 1 and ("locked by another process" in err[0] or "Conflicting lock" in err[0]), err
             assert f"(PID {holder.pid})" in err[0]
             assert time.monotonic() - started < 30

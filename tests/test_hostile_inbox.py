@@ -17,13 +17,13 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from assets.ingest import IngestInbox
 from assets.ingest import wiring as ingest_wiring
-from harmony_pipeline import ingest_store
-from harmony_pipeline.ingest_store import CLAIM_STALE_SECONDS, MAX_CLAIMS, SENSOR_MAX_BYTES, ingest_inbox
+from harmony_pipeline.ingest import store as ingest_store
+from harmony_pipeline.ingest.store import CLAIM_STALE_SECONDS, MAX_CLAIMS, SENSOR_MAX_BYTES, ingest_inbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
+from resources.inbox import IngestInbox
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "SPOTIFY_CLIENT_SECRET=topsecret-4f9a"
@@ -106,7 +106,7 @@ def test_oversized_sparse_file_goes_to_failed_without_being_read(inbox, tmp_path
     giant = inbox / "giant.txt"
     with open(giant, "wb") as handle:
         handle.truncate(1 << 30)  # 1 GiB, sparse: costs no disk
-    code = ("import sys, time; from pathlib import Path; from harmony_pipeline.ingest_store import "
+    code = ("import sys, time; from pathlib import Path; from harmony_pipeline.ingest.store import "
             "ingest_inbox; ingest_inbox(Path(sys.argv[1]), Path(sys.argv[2]), time.time() + 60, 0); "
             f"exec({PEAK_KIB!r})")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data" / "h.duckdb"), str(inbox)],
@@ -120,7 +120,7 @@ def test_a_claim_left_by_a_killed_process_is_taken_back_at_once(inbox, tmp_path)
     db = tmp_path / "data" / "h.duckdb"
     lines = [f"Artist Number {n} - Some Song Title {n}" for n in range(60_000)]
     (inbox / "big.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    code = ("import sys, time; from pathlib import Path; from harmony_pipeline.ingest_store import ingest_inbox; "
+    code = ("import sys, time; from pathlib import Path; from harmony_pipeline.ingest.store import ingest_inbox; "
             "ingest_inbox(Path(sys.argv[1]), Path(sys.argv[2]), time.time() + 60, 0)")
     worker = subprocess.Popen([sys.executable, "-c", code, str(db), str(inbox)], cwd=REPO)
     try:

@@ -1,5 +1,5 @@
 """No file is ever visible in the library without title / artist / album: the import tags the downloaded
-file before its atomic move (harmony_pipeline/import_tags.py, import_flow.py)."""
+file before its atomic move (harmony_pipeline/library/import_tags.py, import_flow.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 from audio_fixtures import AUDIO_SUFFIXES, write_audio
 from conftest import REPO, materialize_assets, pipeline_environment, settle_acquisition, subprocess_env
 
-from harmony_pipeline.import_tags import basic_tags, read_spotify_id, tag_in_place_atomically
+from harmony_pipeline.library.import_tags import basic_tags, read_spotify_id, tag_in_place_atomically
 from harmony_pipeline.sandbox import Sandbox
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.tagging import read_tags
+from harmony_pipeline.enrichment.tagging import read_tags
 
 AUDIO = {".mp3", ".flac", ".m4a", ".ogg", ".opus"}
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -56,7 +56,7 @@ def test_multi_disc_album_leaves_the_per_disc_track_total_to_enrichment():
 def test_an_untaggable_file_is_left_unchanged(tmp_path):
     path = tmp_path / "download.mp3"
     path.write_bytes(b"not audio at all" * 100)
-    from harmony_pipeline.tagging import TaggingError
+    from harmony_pipeline.enrichment.tagging import TaggingError
 
     with pytest.raises(TaggingError):
         tag_in_place_atomically(path, basic_tags(ROW, 1), None)

@@ -15,16 +15,17 @@ from conftest import materialize_assets, pipeline_environment, settle_acquisitio
 from dagster import build_sensor_context
 from test_ingest_cli import UNKNOWN_LINE, _plain_tracks, write_corpus
 
-from assets.ingest import ARTIST_LINK_REASON, IngestInbox
+from assets.ingest import ARTIST_LINK_REASON
 from assets.ingest import wiring as ingest_wiring
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
-from harmony_pipeline.cli import main
-from harmony_pipeline.ingest_store import ingest_inbox_file, waiting_inbox_files
+from harmony_pipeline.cli.main import main
+from harmony_pipeline.ingest.store import ingest_inbox_file, waiting_inbox_files
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
+from resources.inbox import IngestInbox
 
 BACKFILL = ["free_ingest_items", "backfilled_tracks", "wanted_tracks"]
 CHAIN = ["free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"]

@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from harmony_pipeline.cli import main
-from harmony_pipeline.ingest_parser import MAX_SUBMISSION_BYTES, NO_SEPARATOR_REASON
-from harmony_pipeline.ingest_store import ALREADY_SUBMITTED
+from harmony_pipeline.cli.main import main
+from harmony_pipeline.ingest.parser import MAX_SUBMISSION_BYTES, NO_SEPARATOR_REASON
+from harmony_pipeline.ingest.store import ALREADY_SUBMITTED
 from harmony_pipeline.sandbox.catalog import Catalog, Track, build_catalog
 from harmony_pipeline.settings import load_settings
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harmony_pipeline.ingest_parser import (
+from harmony_pipeline.ingest.parser import (
     MAX_LINE_CHARS,
     MAX_SUBMISSION_BYTES,
     IngestError,
@@ -16,7 +16,7 @@ from harmony_pipeline.ingest_parser import (
     parse_submission,
     parse_text,
 )
-from harmony_pipeline.spotify_ids import SpotifyRef
+from harmony_pipeline.spotify.ids import SpotifyRef
 
 CORPUS = Path(__file__).parent / "data" / "ingest"
 NO_SEPARATOR = "no ' - ' separator between artist and title"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from harmony_pipeline import library_import
-from harmony_pipeline.library_import import (
+from harmony_pipeline.acquisition import library_import
+from harmony_pipeline.acquisition.library_import import (
     AudioCheckError,
     check_download,
     expected_download_path,

@@ -5,7 +5,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from harmony_pipeline.library_paths import (
+from harmony_pipeline.library.paths import (
     TrackNaming,
     render_library_path,
     resolve_inside,

@@ -15,11 +15,12 @@ import pytest
 from audio_fixtures import write_audio
 from conftest import materialize_assets, pipeline_environment, settle_acquisition
 
-from harmony_pipeline import library_scan, storage
-from harmony_pipeline.library_scan import LibraryIndex, names_from_path, scan_library
+from harmony_pipeline import storage
+from harmony_pipeline.library import scan as library_scan
+from harmony_pipeline.library.scan import LibraryIndex, names_from_path, scan_library
 from harmony_pipeline.sandbox import Sandbox
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.tagging import TrackTags, write_tags
+from harmony_pipeline.enrichment.tagging import TrackTags, write_tags
 
 
 class Database:

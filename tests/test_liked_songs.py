@@ -10,10 +10,10 @@ import pytest
 import requests
 from conftest import materialize_assets, pipeline_environment, settle_acquisition
 
-from harmony_pipeline.liked_songs import first_page_snapshot
+from harmony_pipeline.spotify.liked_songs import first_page_snapshot
 from harmony_pipeline.sandbox import Sandbox
 from harmony_pipeline.settings import SettingsError, load_settings
-from harmony_pipeline.tagging import read_tags
+from harmony_pipeline.enrichment.tagging import read_tags
 
 SYNC = ["spotify_playlists", "playlist_tracks", "library_scan", "wanted_tracks"]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harmony_pipeline.lyrics import (
+from harmony_pipeline.enrichment.lyrics import (
     LyricsKind,
     LyricsRecord,
     artist_forms,

@@ -10,10 +10,10 @@ import mutagen
 import pytest
 from conftest import materialize_assets, pipeline_environment, settle_acquisition
 
-from harmony_pipeline.artwork import existing_cover
+from harmony_pipeline.enrichment.artwork import existing_cover
 from harmony_pipeline.sandbox import Sandbox
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.tagging import read_tags
+from harmony_pipeline.enrichment.tagging import read_tags
 
 EVERYTHING = ["spotify_playlists", "playlist_tracks", "wanted_tracks", "soulseek_matches", "downloads",
               "library_tracks", "track_metadata", "track_artwork", "track_lyrics"]

@@ -10,9 +10,9 @@ import pytest
 from audio_fixtures import write_audio
 from conftest import materialize_assets, pipeline_environment, settle_acquisition
 
-from harmony_pipeline.playlist_files import MARKER, Entry, owned_files, render, write_atomically
+from harmony_pipeline.library.playlist_files import MARKER, Entry, owned_files, render, write_atomically
 from harmony_pipeline.sandbox import Sandbox
-from harmony_pipeline.tagging import TrackTags, write_tags
+from harmony_pipeline.enrichment.tagging import TrackTags, write_tags
 
 
 def read_m3u8(path: Path) -> list[tuple[str, Path]]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from harmony_pipeline.playlist_sync import diff_playlist, sync_status, track_from_item, tracks_from_items
+from harmony_pipeline.spotify.playlist_sync import diff_playlist, sync_status, track_from_item, tracks_from_items
 
 
 def _track(track_id: str, name: str = "Song", **extra) -> dict:

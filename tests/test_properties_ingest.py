@@ -11,7 +11,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harmony_pipeline.ingest_parser import IngestError, IngestItem, Rejection, parse_submission
+from harmony_pipeline.ingest.parser import IngestError, IngestItem, Rejection, parse_submission
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FILENAMES = st.sampled_from([None, "list.txt", "list.csv", "list.tsv", "list.json", "list.md", "noext"])
@@ -117,8 +117,9 @@ def test_recording_as_it_parses_gives_the_reasons_of_a_whole_parse(lines, chunk)
     for a first submission and for the same text submitted again."""
     import duckdb
 
-    from harmony_pipeline import ingest_store, storage
-    from harmony_pipeline.ingest_parser import iter_submission
+    from harmony_pipeline import storage
+    from harmony_pipeline.ingest import store as ingest_store
+    from harmony_pipeline.ingest.parser import iter_submission
 
     text = "\n".join(lines)
     whole = parse_submission(text, "list.txt")

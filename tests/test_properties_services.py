@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harmony_pipeline.credits import extract_credits
-from harmony_pipeline.library_paths import TrackNaming, render_library_path, resolve_inside
-from harmony_pipeline.lyrics import LyricsRecord, choose_record, parse_lrc, render_lrc, write_lrc_sidecar
+from harmony_pipeline.enrichment.credits import extract_credits
+from harmony_pipeline.library.paths import TrackNaming, render_library_path, resolve_inside
+from harmony_pipeline.enrichment.lyrics import LyricsRecord, choose_record, parse_lrc, render_lrc, write_lrc_sidecar
 from harmony_pipeline.matching.models import WantedTrack
 from harmony_pipeline.matching.scoring import rank
-from harmony_pipeline.playlist_sync import track_from_item
+from harmony_pipeline.spotify.playlist_sync import track_from_item
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

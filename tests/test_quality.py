@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from harmony_pipeline import storage
-from harmony_pipeline.quality import parse_quality
+from harmony_pipeline.library.quality import parse_quality
 from harmony_pipeline.settings import SettingsError, load_settings
-from harmony_pipeline.soulseek_search import SearchSession, decide_match
+from harmony_pipeline.acquisition.search import SearchSession, decide_match
 
 ROW = {"wanted_key": "isrc:USEE10001992", "artist": "The Doors", "artists": ["The Doors"], "title": "Light My Fire",
        "album": "The Doors", "duration_ms": 426_000, "isrc": "USEE10001992", "track_number": 6,

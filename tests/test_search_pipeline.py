@@ -10,7 +10,7 @@ import pytest
 
 from harmony_pipeline import storage
 from harmony_pipeline.sandbox import Sandbox
-from harmony_pipeline.soulseek_search import SearchPipeline, SearchSession, decide_groups, group_by_album
+from harmony_pipeline.acquisition.search import SearchPipeline, SearchSession, decide_groups, group_by_album
 from resources.database import HarmonyDatabase
 from resources.slskd import SlskdResource
 

@@ -9,7 +9,7 @@ import pytest
 from harmony_pipeline import storage
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.sandbox import Fault
-from harmony_pipeline.spotify_cache import NOT_FOUND_TTL, SpotifyCache
+from harmony_pipeline.spotify.cache import NOT_FOUND_TTL, SpotifyCache
 from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited, SpotifyResource
 
 

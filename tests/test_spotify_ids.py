@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harmony_pipeline.spotify_ids import SpotifyRef, parse_spotify_id, parse_spotify_ref, split_spotify_link
+from harmony_pipeline.spotify.ids import SpotifyRef, parse_spotify_id, parse_spotify_ref, split_spotify_link
 
 TRACK = "4uLU6hMCjMI75M1A2tKUQC"
 PLAYLIST = "37i9dQZF1DXcBWIGoYBM5M"

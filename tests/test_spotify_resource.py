@@ -11,7 +11,7 @@ import requests
 
 from harmony_pipeline.sandbox import Fault
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.spotify_login import login
+from harmony_pipeline.spotify.login import login
 from resources.spotify import SpotifyForbidden, SpotifyRateLimited, SpotifyResource
 
 

@@ -30,7 +30,8 @@ from dagster._core.scheduler.instigation import (
 )
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from harmony_pipeline import cli, storage
+from harmony_pipeline import storage
+from harmony_pipeline.cli import main as cli
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.status import collect_status
 
@@ -123,12 +124,13 @@ def _flagged_module(enabled_by: str) -> types.ModuleType:
     module = types.ModuleType("flagged_concern")
 
     def wiring(settings, workers):
-        from harmony_pipeline.wiring import Wiring
+        from dagster import Definitions
 
         if not getattr(settings, enabled_by):
-            return Wiring()
-        return Wiring(sensors=[SensorDefinition(name="flagged_sensor", evaluation_fn=lambda _: None,
-                                                minimum_interval_seconds=120, default_status=DefaultSensorStatus.RUNNING)])
+            return Definitions()
+        return Definitions(sensors=[SensorDefinition(name="flagged_sensor", evaluation_fn=lambda _: None,
+                                                     minimum_interval_seconds=120,
+                                                     default_status=DefaultSensorStatus.RUNNING)])
 
     module.wiring = wiring
     return module

@@ -11,7 +11,7 @@ from audio_fixtures import AUDIO_SUFFIXES, write_audio
 from mutagen.id3 import ID3, TIPL
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 
-from harmony_pipeline.tagging import TaggingError, TrackTags, read_tags, write_tags
+from harmony_pipeline.enrichment.tagging import TaggingError, TrackTags, read_tags, write_tags
 
 FULL = TrackTags(
     title="Hey Boy Hey Girl – Ünïcode",

@@ -14,12 +14,12 @@ from conftest import materialize_assets, pipeline_environment, settle_acquisitio
 from PIL import Image
 
 from harmony_pipeline import storage
-from harmony_pipeline.artwork import embed_cover, existing_cover_bytes
-from harmony_pipeline.import_tags import read_spotify_id
-from harmony_pipeline.quality import parse_quality
+from harmony_pipeline.enrichment.artwork import embed_cover, existing_cover_bytes
+from harmony_pipeline.library.import_tags import read_spotify_id
+from harmony_pipeline.library.quality import parse_quality
 from harmony_pipeline.sandbox import Sandbox
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.tagging import TrackTags, read_tags, write_tags
+from harmony_pipeline.enrichment.tagging import TrackTags, read_tags, write_tags
 
 pytestmark = pytest.mark.integration
 

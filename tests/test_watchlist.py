@@ -14,13 +14,13 @@ from conftest import materialize_assets, settle_acquisition
 from dagster import build_sensor_context, materialize
 
 from harmony_pipeline import storage
-from harmony_pipeline import watchlist as rules
-from harmony_pipeline.cli import main as harmony
+from harmony_pipeline.watchlist import releases as rules
+from harmony_pipeline.cli.main import main as harmony
 from harmony_pipeline.definitions import collect_wiring
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.sandbox.catalog import Album, Artist, Catalog
 from harmony_pipeline.settings import load_settings
-from harmony_pipeline.tagging import read_tags
+from harmony_pipeline.enrichment.tagging import read_tags
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 WATCHLIST_JOB = ["artist_releases", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"]

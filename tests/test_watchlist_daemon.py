@@ -16,7 +16,7 @@ from conftest import REPO, pipeline_environment
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 
 from harmony_pipeline import storage
-from harmony_pipeline.cli import main as harmony
+from harmony_pipeline.cli.main import main as harmony
 from harmony_pipeline.definitions import collect_wiring
 from harmony_pipeline.sandbox import Sandbox
 from harmony_pipeline.settings import load_settings

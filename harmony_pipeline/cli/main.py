@@ -1,7 +1,7 @@
 """The `harmony` command. Each subcommand is a thin shell over plain functions; bad input exits
 non-zero with a one-line reason (2 for usage and configuration errors). One error path for every
 command: what a command lets escape (a locked or damaged database, a file that cannot be read) is
-turned into one line and exit code 2 here (harmony_pipeline.cli_errors)."""
+turned into one line and exit code 2 here (harmony_pipeline.cli.errors)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harmony_pipeline.cli_errors import FAILURE_EXIT_CODE, CommandError, one_line
+from harmony_pipeline.cli.errors import FAILURE_EXIT_CODE, CommandError, one_line
 from harmony_pipeline.settings import Settings, SettingsError, load_settings
 
-__all__ = ["CommandError", "build_parser", "main"]  # CommandError stays importable from here
 
 EXAMPLES = """examples:
   harmony spotify login                      authorise your Spotify account (PKCE, loopback redirect)
@@ -42,7 +41,7 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 def _cmd_spotify_login(args: argparse.Namespace, settings: Settings | None) -> int:
-    from harmony_pipeline.spotify_login import login
+    from harmony_pipeline.spotify.login import login
 
     assert settings is not None
     login(settings, open_browser=not args.no_browser, echo=print)
@@ -89,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Subcommands defined next to the code they drive (ingest, watch, status, dead-letter)."""
-    from harmony_pipeline import dead_letter, ingest_cli, library_cli, status, watch_cli
+    from harmony_pipeline import status
+    from harmony_pipeline.cli import dead_letter, ingest as ingest_cli, library as library_cli, watch as watch_cli
 
     return [ingest_cli.register_cli, watch_cli.register_cli, status.register_cli, dead_letter.register_cli,
             library_cli.register_cli]

@@ -2,7 +2,7 @@
 files, and turn failures into backoff retries or dead-letters.
 
 Rows of the `downloads` table carry one track each (its attempts, history and state); every write is a
-conditional transition (harmony_pipeline.acquisition_state), so overlapping runs never take the same
+conditional transition (harmony_pipeline.acquisition.state), so overlapping runs never take the same
 work twice. slskd transfer ids are GUIDs, so transfers are matched to rows by username + remote filename
 (the newest request). Each step works in phases: read, network and files with no DuckDB connection
 open, then one short transaction for the writes.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import (
+from harmony_pipeline.acquisition.state import (
     abandoned,
     download_due,
     forget_match,
@@ -26,17 +26,17 @@ from harmony_pipeline.acquisition_state import (
     save_download,
     remove_download,
 )
-from harmony_pipeline.audio_verification import verify_download
+from harmony_pipeline.acquisition.audio_verification import verify_download
 from harmony_pipeline.claims import process_token
 from harmony_pipeline.crashpoints import crashpoint
-from harmony_pipeline.download_attempts import (
+from harmony_pipeline.acquisition.download_attempts import (
     RetryRules,
     after_failure,
     close_attempt,
     history_entry,
     next_candidate,
 )
-from harmony_pipeline.library_import import (
+from harmony_pipeline.acquisition.library_import import (
     AudioCheckError,
     check_download,
     find_downloaded_file,

@@ -17,13 +17,13 @@ import json
 from datetime import datetime
 
 from harmony_pipeline import storage
-from harmony_pipeline import watchlist as rules
+from harmony_pipeline.watchlist import releases as rules
 from harmony_pipeline.settings import Settings
-from harmony_pipeline.spotify_ids import parse_spotify_id
+from harmony_pipeline.spotify.ids import parse_spotify_id
 
 
 def _command_error(message: str) -> Exception:
-    from harmony_pipeline.cli_errors import CommandError
+    from harmony_pipeline.cli.errors import CommandError
 
     return CommandError(message)
 
@@ -89,7 +89,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 def _watched_artist(conn, settings: Settings, text: str) -> dict:
     """The watched artist named by an id, URI, URL or its name (env artists synced first), or a one-line
     error when it is not watched or the name fits several."""
-    from harmony_pipeline.listing import Ambiguous, find_by_name
+    from harmony_pipeline.cli.listing import Ambiguous, find_by_name
 
     rules.sync_env_artists(conn, settings.watchlist, storage.utcnow())
     try:
@@ -145,7 +145,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if not artists:
         _echo(args, "the watchlist is empty: `harmony watch add ARTIST`")
         return 0
-    from harmony_pipeline.listing import print_rows
+    from harmony_pipeline.cli.listing import print_rows
 
     print_rows(["artist", "id", "source", "priority", "state", "last check", "next due", "new", "last error"],
                [(a["name"] or "?", a["artist_id"], a["source"], a["priority"], "paused" if a["paused"] else "active",

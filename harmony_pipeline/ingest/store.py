@@ -34,7 +34,7 @@ import duckdb
 from harmony_pipeline import storage
 from harmony_pipeline.claims import file_claim_is_live, file_claim_tag
 from harmony_pipeline.crashpoints import crashpoint
-from harmony_pipeline.ingest_parser import (
+from harmony_pipeline.ingest.parser import (
     MAX_SUBMISSION_BYTES,
     IngestError,
     IngestItem,

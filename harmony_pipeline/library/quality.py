@@ -12,7 +12,7 @@ an optional minimum bitrate in kbps, then options after `;`:
   against a file: it is checked when it is downloaded);
 - `lossy=no`: only lossless files (FLAC, WAV, AIFF, ALAC, APE, WavPack) are taken;
 - `cutoff=TIER` (one of the tiers): a library file ranked below it is searched again at a low priority and
-  replaced when a better correct file is found (harmony_pipeline/upgrades.py).
+  replaced when a better correct file is found (harmony_pipeline/library/upgrades.py).
 """
 
 from __future__ import annotations

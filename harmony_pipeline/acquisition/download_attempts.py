@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from harmony_pipeline.backoff import attempts_exhausted, retry_delay_seconds
+from harmony_pipeline.acquisition.backoff import attempts_exhausted, retry_delay_seconds
 
 
 @dataclass(frozen=True)

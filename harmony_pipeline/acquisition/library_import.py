@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import mutagen
 
-from harmony_pipeline.library_paths import (
+from harmony_pipeline.library.paths import (
     MAX_COMPONENT_BYTES,
     resolve_inside,
     truncate_utf8,

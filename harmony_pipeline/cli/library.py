@@ -20,7 +20,7 @@ class _Database:
 def _cmd_scan(args: argparse.Namespace, settings: Settings | None) -> int:
     # Imported here: every `harmony` command registers this one, and the scan's readers (mutagen, the
     # matcher's names) would otherwise weigh on all of them (`harmony ingest` keeps to 150 MB).
-    from harmony_pipeline.library_scan import LibraryIndex, scan_library
+    from harmony_pipeline.library.scan import LibraryIndex, scan_library
 
     assert settings is not None
     database = _Database(settings.duckdb_path)

@@ -32,7 +32,7 @@ import numpy as np
 import soundfile
 
 from harmony_pipeline.http_cache import HIT_TTL, HttpCache
-from harmony_pipeline.library_import import AudioCheckError
+from harmony_pipeline.acquisition.library_import import AudioCheckError
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ def verification_counts(conn: Any) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m harmony_pipeline.audio_verification FILE…`: each file's verdict (decoding and fingerprint,
+    """`python -m harmony_pipeline.acquisition.audio_verification FILE…`: each file's verdict (decoding and fingerprint,
     plus AcoustID when ACOUSTID_API_KEY is set and `--isrc` given) and the seconds it took."""
     import argparse
     import time

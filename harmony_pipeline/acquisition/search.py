@@ -19,8 +19,8 @@ from typing import Any
 from harmony_pipeline import storage
 from harmony_pipeline.acquisition_state import still_claimed_searches
 from harmony_pipeline.matching import WantedTrack, build_album_query, build_queries, rank
-from harmony_pipeline.quality import QualityProfile
-from harmony_pipeline.search_budget import seconds_until_allowed
+from harmony_pipeline.library.quality import QualityProfile
+from harmony_pipeline.acquisition.search_budget import seconds_until_allowed
 
 SEARCH_CACHE_TTL = timedelta(hours=6)  # peers come and go: an older answer is searched again
 NO_MATCH_COOLDOWN = timedelta(hours=12)  # longer than the cache TTL, so the retry really searches

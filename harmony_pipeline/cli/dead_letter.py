@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import requeue_dead_letters
-from harmony_pipeline.listing import Ambiguous, find_by_name, is_terminal, print_rows
+from harmony_pipeline.acquisition.state import requeue_dead_letters
+from harmony_pipeline.cli.listing import Ambiguous, find_by_name, is_terminal, print_rows
 
 BOOKKEEPING_ERRORS = {"no candidate left to try"}
 
@@ -88,7 +88,7 @@ def requeue(database_path: Path, keys: list[str] | None) -> list[str]:
 
 def resolve(rows: list[dict], texts: list[str]) -> list[dict]:
     """The dead-lettered rows named by ids or names ("Artist – Title" or the title); every text must fit."""
-    from harmony_pipeline.cli_errors import CommandError
+    from harmony_pipeline.cli.errors import CommandError
 
     chosen, unknown = [], []
     for text in texts:
@@ -136,7 +136,7 @@ def _cmd_list(args: argparse.Namespace, settings) -> int:
 
 
 def _cmd_requeue(args: argparse.Namespace, settings) -> int:
-    from harmony_pipeline.cli_errors import CommandError
+    from harmony_pipeline.cli.errors import CommandError
 
     if not args.all and not args.ids:
         raise CommandError("name the tracks to requeue (IDs or names from `harmony dead-letter list`) "

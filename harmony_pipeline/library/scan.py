@@ -26,11 +26,11 @@ from mutagen.id3 import ID3
 from mutagen.mp4 import MP4Tags
 
 from harmony_pipeline import storage
-from harmony_pipeline.demand import SAME_RECORDING_MS, normalise
-from harmony_pipeline.import_tags import SPOTIFY_ID_KEY
+from harmony_pipeline.acquisition.demand import SAME_RECORDING_MS, normalise
+from harmony_pipeline.library.import_tags import SPOTIFY_ID_KEY
 from harmony_pipeline.matching.models import AUDIO_EXTENSIONS
 from harmony_pipeline.matching.paths import parse_numbering, stem_of
-from harmony_pipeline.tagging import ITUNES_FREEFORM
+from harmony_pipeline.enrichment.tagging import ITUNES_FREEFORM
 
 FILE_COLUMNS = (
     "root", "path", "size_bytes", "mtime_ns", "format", "duration_s", "bitrate", "title", "artist", "album",

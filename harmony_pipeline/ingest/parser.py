@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Iterable, Iterator, Literal
 
-from harmony_pipeline.spotify_ids import SpotifyRef, parse_spotify_ref_or_raise, split_spotify_link
+from harmony_pipeline.spotify.ids import SpotifyRef, parse_spotify_ref_or_raise, split_spotify_link
 
 MAX_SUBMISSION_BYTES = 5 * 1024 * 1024
 MAX_LINE_CHARS = 1000

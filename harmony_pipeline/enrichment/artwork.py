@@ -22,7 +22,7 @@ from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, MP4Cover
 from PIL import Image, UnidentifiedImageError
 
-from harmony_pipeline.tagging import open_audio, save_audio
+from harmony_pipeline.enrichment.tagging import open_audio, save_audio
 
 ArtworkSource = Literal["coverartarchive", "spotify", "itunes"]
 # Most reliable first (api-contracts.md §4.4): used to break ties between equally large images.

@@ -18,7 +18,7 @@ from rapidfuzz import fuzz
 
 from harmony_pipeline.matching.names import split_title
 from harmony_pipeline.matching.normalize import normalize
-from harmony_pipeline.playlist_sync import PlaylistTrack, track_from_item
+from harmony_pipeline.spotify.playlist_sync import PlaylistTrack, track_from_item
 
 MATCH_THRESHOLD = 75.0
 MIN_TITLE_SIMILARITY = 70.0  # below this a candidate is another song whatever else agrees

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.demand import wanted_key
-from harmony_pipeline.library_paths import MAX_COMPONENT_BYTES, safe_component
-from harmony_pipeline.library_scan import LibraryIndex, file_path
+from harmony_pipeline.acquisition.demand import wanted_key
+from harmony_pipeline.library.paths import MAX_COMPONENT_BYTES, safe_component
+from harmony_pipeline.library.scan import LibraryIndex, file_path
 
 MARKER = "# harmony spotify:playlist:"
 SUFFIX = ".m3u8"

@@ -4,7 +4,7 @@ Command modules raise CommandError for a reason of their own and let everything 
 entry point (harmony_pipeline.cli.main) gives a DuckDB error (locked, corrupt or truncated file), a
 file that is missing or cannot be read, a refused submission or a lack of memory one line and exit
 code 2, whichever command met it. This module imports nothing of the project, so the command modules
-and cli.py can both import it.
+and cli/main.py can both import it.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def utcnow() -> datetime:
 def migration_files() -> list[tuple[int, str, str]]:
     """(version, name, sql) for every file named NNNN_name.sql, in order."""
     found = []
-    for entry in resources.files("harmony_pipeline.migrations").iterdir():
+    for entry in resources.files("harmony_pipeline.storage.migrations").iterdir():
         name = entry.name
         if not name.endswith(".sql") or not name[:4].isdigit():
             continue

@@ -1,7 +1,7 @@
 """`harmony ingest FILE… | -`: FREE ingest straight into DuckDB (no Dagster run needed).
 
 Every input is read before anything is recorded, so a missing, unreadable or oversized file stops the
-command with a one-line reason (from the shared error path in harmony_pipeline.cli) and records
+command with a one-line reason (from the shared error path in harmony_pipeline.cli.errors) and records
 nothing. Each input is read through one descriptor and capped at MAX_SUBMISSION_BYTES whatever it
 is (a FIFO, /dev/zero, a /proc file), then parsed and recorded as it goes, so memory holds the text
 and one chunk of items. Output: `line N: reason` for each skipped line (prefixed by the file name when
@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, TextColumn
 
 from harmony_pipeline import storage
-from harmony_pipeline.cli_errors import FAILURE_EXIT_CODE, CommandError
-from harmony_pipeline.ingest_parser import MAX_SUBMISSION_BYTES, IngestError, ParsedSubmission, iter_submission
-from harmony_pipeline.ingest_store import SubmissionOutcome, record_submission
+from harmony_pipeline.cli.errors import FAILURE_EXIT_CODE, CommandError
+from harmony_pipeline.ingest.parser import MAX_SUBMISSION_BYTES, IngestError, ParsedSubmission, iter_submission
+from harmony_pipeline.ingest.store import SubmissionOutcome, record_submission
 from harmony_pipeline.safe_read import ReadRefused, read_submission
 from harmony_pipeline.settings import Settings
 

@@ -21,8 +21,8 @@ from mutagen.id3 import TXXX
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 
-from harmony_pipeline.library_paths import MAX_COMPONENT_BYTES, truncate_utf8
-from harmony_pipeline.tagging import ITUNES_FREEFORM, TaggingError, TrackTags, open_audio, save_audio, write_tags
+from harmony_pipeline.library.paths import MAX_COMPONENT_BYTES, truncate_utf8
+from harmony_pipeline.enrichment.tagging import ITUNES_FREEFORM, TaggingError, TrackTags, open_audio, save_audio, write_tags
 
 SPOTIFY_ID_KEY = "SPOTIFY_TRACK_ID"  # ID3 TXXX description, Vorbis comment key, iTunes freeform name
 

@@ -1,0 +1,1 @@
+"""Acquisition: demand, Soulseek searches, downloads, verification and import into the library."""

@@ -1,0 +1,1 @@
+"""The `harmony` command line: `main` dispatches to one module per command group."""

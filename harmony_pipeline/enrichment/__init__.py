@@ -1,0 +1,1 @@
+"""Enrichment: tags, artwork, lyrics and credits written into library files."""

@@ -1,0 +1,1 @@
+"""Ingest: parsing dropped track lists, the inbox store, backfilling Spotify lookups."""

@@ -1,0 +1,1 @@
+"""Spotify: ids and references, the response cache over the Spotify API, playlist diffs, liked songs, login."""

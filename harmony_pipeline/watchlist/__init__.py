@@ -1,0 +1,1 @@
+"""Watchlist: the rules for followed artists and their new releases."""
