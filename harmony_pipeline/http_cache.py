@@ -1,32 +1,35 @@
-"""External JSON services behind one DuckDB response cache (`http_cache`), so a re-run asks nothing again.
+"""HTTP for every service client: the one session factory (urllib3 Retry) and the response cache.
 
-Answers are stored per service and request (the full URL with sorted query parameters): 200 bodies
-for `hit_ttl`, 404 answers ("not known there") and empty bodies (no search result) for `miss_ttl`, so
-a miss is asked again only after a cool-down. Other statuses are errors and never cached. A DuckDB
-connection is opened only around each read or write of the table, never while a request is in flight.
+The cache is requests-cache over its own SQLite file (WAL, so the runs of several processes share it)
+under HARMONY_DATA_DIR, next to the DuckDB file, which keeps the pipeline's state only. 200 answers are
+kept for the endpoint's `expire_after`; 404 answers ("not known there") and empty bodies (no search
+result) for the shorter miss expiry, so a miss is asked again after a cool-down. Other statuses are
+errors and never cached. Only GET is cached.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import re
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import duckdb
 import requests
 from requests.adapters import HTTPAdapter
+from requests_cache import CachedSession, SQLiteCache
+from requests_cache.backends.sqlite import SQLiteDict
+from requests_cache.policy.expiration import utcnow
 from urllib3.util.retry import Retry
-
-from harmony_pipeline import storage
 
 USER_AGENT = "HarmonyPipeline/0.1 ( https://github.com/harmony-pipeline )"
 HIT_TTL = timedelta(days=30)
 MISS_TTL = timedelta(days=7)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+CACHE_FILE_NAME = "http_cache.sqlite"
+ExpiryPatterns = Mapping["str | re.Pattern[str]", timedelta]
 
 
 class ServiceError(RuntimeError):
@@ -37,126 +40,153 @@ class ServiceError(RuntimeError):
         self.status = status
 
 
-@dataclass(frozen=True)
-class CachedResponse:
-    status: int
-    body: str | None
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-
-class HttpCache:
-    """The `http_cache` table of the DuckDB file at `database_path`."""
-
-    def __init__(self, database_path: Path | str, now: Callable[[], datetime] = storage.utcnow):
-        self.database_path = Path(database_path)
-        self.now = now
-
-    def get(self, service: str, key: str) -> CachedResponse | None:
-        """The stored answer, or None when there is none or it has expired."""
-        with storage.connect(self.database_path) as conn:
-            row = conn.execute(
-                "SELECT status, body FROM http_cache WHERE service = ? AND key = ? "
-                "AND (expires_at IS NULL OR expires_at > ?)",
-                [service, key, self.now()],
-            ).fetchone()
-        return CachedResponse(row[0], row[1]) if row else None
-
-    def get_many(self, service: str, keys: list[str]) -> dict[str, CachedResponse]:
-        """The stored, unexpired answers among `keys`, read in one query."""
-        if not keys:
-            return {}
-        with storage.connect(self.database_path) as conn:
-            rows = conn.execute(
-                "SELECT key, status, body FROM http_cache WHERE service = ? AND key IN (SELECT unnest(?)) "
-                "AND (expires_at IS NULL OR expires_at > ?)",
-                [service, keys, self.now()],
-            ).fetchall()
-        return {key: CachedResponse(status, body) for key, status, body in rows}
-
-    def entry(self, service: str, key: str, status: int, body: str | None, ttl: timedelta | None) -> dict:
-        """An `http_cache` row for an answer received now, to write later with `put_entries`."""
-        now = self.now()
-        return {"service": service, "key": key, "status": status, "body": body, "fetched_at": now,
-                "expires_at": now + ttl if ttl is not None else None}
-
-    def put_entries(self, entries: list[dict], conn: duckdb.DuckDBPyConnection | None = None) -> None:
-        """Write rows made by `entry`: in `conn` (and its transaction) when given, else in a connection of its own."""
-        if not entries:
-            return
-        if conn is not None:
-            storage.upsert(conn, "http_cache", entries, key=["service", "key"])
-            return
-        with storage.connect(self.database_path) as own:
-            storage.upsert(own, "http_cache", entries, key=["service", "key"])
-
-    def put(self, service: str, key: str, status: int, body: str | None, ttl: timedelta | None) -> None:
-        self.put_entries([self.entry(service, key, status, body, ttl)])
-
-    def remember(self, service: str, key: str, fetch: Callable[[], Any | None],
-                 hit_ttl: timedelta | None = HIT_TTL, miss_ttl: timedelta = MISS_TTL) -> Any | None:
-        """The cached JSON value, else `fetch()` stored (None from `fetch` is stored as a 404 miss)."""
-        cached = self.get(service, key)
-        if cached is not None:
-            return cached.json() if cached.status == 200 else None
-        value = fetch()
-        if value is None:
-            self.put(service, key, 404, None, miss_ttl)
-        else:
-            self.put(service, key, 200, json.dumps(value, ensure_ascii=False), hit_ttl)
-        return value
-
-
-def retrying_session(retry: Retry | None = None, user_agent: str = USER_AGENT) -> requests.Session:
-    """A session with a descriptive User-Agent that retries 429/5xx with backoff (urllib3 Retry)."""
-    retry = retry or Retry(
+def default_retry() -> Retry:
+    """429/5xx retried with backoff, honouring Retry-After; GET only."""
+    return Retry(
         total=4, connect=3, read=1, status=4, backoff_factor=1.0, backoff_jitter=0.3,
         status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
         respect_retry_after_header=True, raise_on_status=False,
     )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+
+
+def retrying_session(retry: Retry | None = None, user_agent: str | None = USER_AGENT, *,
+                     headers: Mapping[str, str] | None = None, cache: HttpCache | None = None,
+                     expire_after: timedelta | int | None = None,
+                     urls_expire_after: ExpiryPatterns | None = None,
+                     miss_expire_after: timedelta = MISS_TTL) -> requests.Session:
+    """The session every client uses: urllib3 Retry on both schemes, a descriptive User-Agent, JSON.
+
+    With `cache`, a requests-cache session over that file: GET answers are kept for `expire_after`
+    (or the first matching `urls_expire_after` pattern), 404s for `miss_expire_after`.
+    """
+    if cache is None:
+        session = requests.Session()
+    else:
+        session = cache.session(expire_after=HIT_TTL if expire_after is None else expire_after,
+                                urls_expire_after=urls_expire_after, miss_expire_after=miss_expire_after)
+    adapter = HTTPAdapter(max_retries=retry or default_retry())
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.headers["User-Agent"] = user_agent
+    if user_agent:
+        session.headers["User-Agent"] = user_agent
     session.headers["Accept"] = "application/json"
+    session.headers.update(headers or {})
     return session
 
 
+class HttpCache:
+    """The response cache file. `location`: HARMONY_DATA_DIR, or the DuckDB file whose folder it is in."""
+
+    _backends: dict[Path, Any] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, location: Path | str, now: Callable[[], datetime] | None = None):
+        from harmony_pipeline import storage
+
+        self.now = now or storage.utcnow  # the time assets stamp rows with (naive UTC, as DuckDB keeps it)
+        location = Path(location)
+        self.path = location / CACHE_FILE_NAME if location.is_dir() or not location.suffix else \
+            location.with_name(CACHE_FILE_NAME)
+
+    def backend(self):
+        """One SQLite backend (and connection) per file and process, shared by every session."""
+        with self._lock:
+            backend = self._backends.get(self.path)
+            if backend is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                backend = SQLiteCache(self.path, wal=True, busy_timeout=30_000)
+                self._backends[self.path] = backend
+            return backend
+
+    def session(self, *, expire_after: timedelta | int, urls_expire_after: ExpiryPatterns | None = None,
+                miss_expire_after: timedelta = MISS_TTL) -> requests.Session:
+        return CachedSession404(backend=self.backend(), expire_after=expire_after,
+                              urls_expire_after=dict(urls_expire_after or {}), allowable_codes=(200, 404),
+                              allowable_methods=("GET",), miss_expire_after=miss_expire_after)
+
+    def remember(self, service: str, key: str, fetch: Callable[[], Any], ttl: timedelta) -> Any:
+        """A JSON answer that is not a plain GET (e.g. AcoustID's POST), kept under `service:key`."""
+        table = self._answers()
+        stored = table.get(f"{service}:{key}")
+        entry = json.loads(stored) if stored else None
+        if entry is not None and datetime.fromisoformat(entry["expires"]) > now():
+            return entry["value"]
+        value = fetch()
+        table[f"{service}:{key}"] = json.dumps({"value": value, "expires": (now() + ttl).isoformat()})
+        return value
+
+    def _answers(self):
+        backend = self.backend()
+        return SQLiteDict(self.path, table_name="answers", lock=backend.responses._lock, serializer=None,
+                          busy_timeout=30_000, wal=True)
+
+
+def now() -> datetime:
+    """The clock requests-cache judges expiry by (tests move it with tests.response_cache.py)."""
+    return utcnow()
+
+
+class CachedSession404(CachedSession):
+    """requests-cache session keeping 404 answers for the shorter miss expiry, counting network requests."""
+
+    def __init__(self, *args: Any, miss_expire_after: timedelta = MISS_TTL, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.miss_expire_after = miss_expire_after
+        self.network_requests = 0  # requests that reached the service (cache hits do not count)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = super().send(request, **kwargs)
+        asked_cache_only = "only-if-cached" in request.headers.get("Cache-Control", "")
+        if not asked_cache_only and not getattr(response, "from_cache", False):
+            self.network_requests += 1
+            if response.status_code == 404 and request.method == "GET":
+                remember_as_miss(self, response)
+        return response
+
+
+def remember_as_miss(session: requests.Session, response: requests.Response) -> None:
+    """Keep an answer just fetched for the session's miss expiry only (no-op without a cache)."""
+    cache = getattr(session, "cache", None)
+    if cache is None or getattr(response, "from_cache", False) or response.status_code not in (200, 404):
+        return
+    cache.save_response(response, expires=now() + session.miss_expire_after)
+
+
+def network_requests(session: requests.Session) -> int | None:
+    """Requests of a cached session that reached the service; None for a session without a cache."""
+    return getattr(session, "network_requests", None)
+
+
 class CachedJsonClient:
-    """GET JSON from one service through the cache; subclasses name the service and add endpoints.
+    """GET JSON from one service, through the response cache when one is given; subclasses add endpoints.
 
     `requests_made` counts requests that reached the network (cache hits do not count).
     """
 
     service = "service"
 
-    def __init__(self, base_url: str, session: requests.Session, cache: HttpCache | None = None, *,
-                 timeout: float = 30.0, hit_ttl: timedelta | None = HIT_TTL, miss_ttl: timedelta = MISS_TTL):
+    def __init__(self, base_url: str, session: requests.Session | None = None, cache: HttpCache | None = None,
+                 *, timeout: float = 30.0, hit_ttl: timedelta = HIT_TTL, miss_ttl: timedelta = MISS_TTL,
+                 retry: Retry | None = None, user_agent: str = USER_AGENT):
         self.base_url = base_url.rstrip("/")
-        self.session = session
+        self.session = session or retrying_session(retry, user_agent, cache=cache, expire_after=hit_ttl,
+                                                   miss_expire_after=miss_ttl)
         self.cache = cache
         self.timeout = timeout
-        self.hit_ttl = hit_ttl
-        self.miss_ttl = miss_ttl
-        self.requests_made = 0
+        self._uncounted = 0  # requests of a session without a cache
+
+    @property
+    def requests_made(self) -> int:
+        counted = network_requests(self.session)
+        return self._uncounted if counted is None else counted
 
     def before_request(self) -> None:
         """Hook run before every request that reaches the network (e.g. a rate limiter)."""
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any | None:
         """The decoded body of a 200, or None for a 404; both cached. Raises ServiceError otherwise."""
-        url = self.base_url + path
-        key = url + ("?" + urlencode(sorted((params or {}).items())) if params else "")
-        if self.cache is not None:
-            cached = self.cache.get(self.service, key)
-            if cached is not None:
-                return cached.json() if cached.status == 200 else None
-        response = self._get(url, params)
+        response = self._get(self.base_url + path, params)
         if response.status_code == 404:
-            if self.cache is not None:
-                self.cache.put(self.service, key, 404, response.text or None, self.miss_ttl)
             return None
         if response.status_code != 200:
             raise ServiceError(f"{self.service} answered {response.status_code} for {path}: "
@@ -165,14 +195,29 @@ class CachedJsonClient:
             data = response.json()
         except ValueError:
             raise ServiceError(f"{self.service} sent a body that is not JSON for {path}", 200) from None
-        if self.cache is not None:  # an empty answer (e.g. no search result) is a miss: asked again sooner
-            self.cache.put(self.service, key, 200, response.text, self.hit_ttl if data else self.miss_ttl)
+        if not data:  # an empty answer (e.g. no search result) is a miss: asked again sooner
+            remember_as_miss(self.session, response)
         return data
 
     def _get(self, url: str, params: dict[str, Any] | None = None, **kwargs: Any) -> requests.Response:
+        if kwargs.get("stream"):  # streamed bodies (images) bypass the cache, which would read them whole
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "Cache-Control": "no-store"}
+        elif network_requests(self.session) is not None:  # a caching session
+            cached = self._cached(url, params)
+            if cached is not None:
+                return cached
         self.before_request()
-        self.requests_made += 1
+        if network_requests(self.session) is None:
+            self._uncounted += 1
         try:
             return self.session.get(url, params=params, timeout=self.timeout, **kwargs)
         except requests.RequestException as error:
             raise ServiceError(f"{self.service} unreachable: {type(error).__name__}: {error}") from None
+
+    def _cached(self, url: str, params: dict[str, Any] | None) -> requests.Response | None:
+        """The cached answer, without waiting for a rate limiter (only the network needs one)."""
+        try:
+            response = self.session.get(url, params=params, timeout=self.timeout, only_if_cached=True)
+        except requests.RequestException:
+            return None
+        return response if response.status_code != 504 else None  # 504: not cached (only_if_cached)

@@ -1,45 +1,13 @@
-"""Cover Art Archive (api-contracts.md §4.2): image listings by release MBID and image downloads.
-
-Image URLs answer 307 to the Internet Archive; requests follows the hop. Originals can be many
-megabytes, so downloads stream and stop at `max_bytes`. Listings (and "no art" 404s) are cached;
-image bytes are kept by the caller, once per album.
-"""
+"""The Cover Art Archive as a Dagster resource (COVERART_URL); the client is harmony_pipeline.enrichment.coverart."""
 
 from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from harmony_pipeline.http_cache import USER_AGENT, CachedJsonClient, HttpCache, ServiceError, retrying_session
+from harmony_pipeline.enrichment.coverart import CoverArtClient, ImageTooLarge
+from harmony_pipeline.http_cache import USER_AGENT, HttpCache
 
-CHUNK_BYTES = 64 * 1024
-
-
-class ImageTooLarge(ServiceError):
-    """The image is larger than the allowed number of bytes."""
-
-
-class CoverArtClient(CachedJsonClient):
-    service = "coverartarchive"
-
-    def listing(self, release_mbid: str) -> dict | None:
-        """`{"images": [...]}` of the release, or None when the archive has no art for it."""
-        return self.get_json(f"/release/{release_mbid}")
-
-    def download(self, url: str, max_bytes: int) -> bytes:
-        """The bytes behind any image URL (CAA and its archive hop, Spotify's CDN), at most `max_bytes`."""
-        response = self._get(url, stream=True, headers={"Accept": "image/*"})
-        with response:
-            if response.status_code != 200:
-                raise ServiceError(f"image {url}: HTTP {response.status_code}", response.status_code)
-            declared = int(response.headers.get("Content-Length") or 0)
-            if declared > max_bytes:
-                raise ImageTooLarge(f"image {url} has {declared} bytes, more than {max_bytes}")
-            data = bytearray()
-            for chunk in response.iter_content(CHUNK_BYTES):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise ImageTooLarge(f"image {url} exceeds {max_bytes} bytes")
-        return bytes(data)
+__all__ = ["CoverArtClient", "CoverArtResource", "ImageTooLarge"]
 
 
 class CoverArtResource(ConfigurableResource):
@@ -50,5 +18,4 @@ class CoverArtResource(ConfigurableResource):
     timeout_seconds: float = 60.0  # the archive hop can be slow
 
     def get_client(self, cache: HttpCache | None = None) -> CoverArtClient:
-        return CoverArtClient(self.url, retrying_session(user_agent=self.user_agent), cache,
-                              timeout=self.timeout_seconds)
+        return CoverArtClient(self.url, cache=cache, user_agent=self.user_agent, timeout=self.timeout_seconds)

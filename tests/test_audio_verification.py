@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import stat
 import time
 from pathlib import Path
@@ -182,12 +183,12 @@ def test_lookups_are_cached_per_fingerprint_and_kept_to_three_a_second(sandbox, 
     assert len(lookups) == 4
     gaps = [b.time - a.time for a, b in zip(lookups, lookups[1:])]
     assert min(gaps) >= 0.3, gaps  # pyacoustid spaces requests 0.33 s apart
-    # The same audio again, from another process's verifier: answered by the DuckDB cache.
+    # The same audio again, from another process's verifier: answered by the response cache file.
     assert verify_download(paths[0], {"isrc": tracks[0].isrc}, _verifier(sandbox, cache=cache)).status == "verified"
     assert len([r for r in acoustid.requests() if r.path.startswith("/v2/lookup")]) == 4
-    with duckdb.connect(str(tmp_path / "cache.duckdb"), read_only=True) as conn:
-        stored = conn.execute("SELECT key, body FROM http_cache WHERE service = 'acoustid'").fetchall()
-    assert len(stored) == 4 and not any(SANDBOX_API_KEY in key + body for key, body in stored)
+    with sqlite3.connect(cache.path) as conn:
+        stored = conn.execute("SELECT key, value FROM answers WHERE key LIKE 'acoustid:%'").fetchall()
+    assert len(stored) == 4 and not any(SANDBOX_API_KEY in key + str(body) for key, body in stored)
 
 
 # --- the download flow ---------------------------------------------------------------------------

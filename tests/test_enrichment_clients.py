@@ -10,9 +10,8 @@ import pytest
 from urllib3.util.retry import Retry
 
 from assets.enrichment import download_first_image
-from harmony_pipeline import storage
 from harmony_pipeline.enrichment.artwork import measure_image
-from harmony_pipeline.http_cache import MISS_TTL, USER_AGENT, HttpCache, retrying_session
+from harmony_pipeline.http_cache import MISS_TTL, USER_AGENT, HttpCache
 from harmony_pipeline.sandbox.catalog import build_catalog
 from harmony_pipeline.sandbox.coverart import CoverArtEmulator
 from harmony_pipeline.sandbox.lrclib import LrclibEmulator
@@ -21,6 +20,7 @@ from harmony_pipeline.sandbox.server import Fault, serve
 from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.lrclib import LrclibResource
 from resources.musicbrainz import MIN_INTERVAL_SECONDS, MusicBrainzResource
+from tests.response_cache import Clock
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,9 @@ def test_musicbrainz_503_is_retried_after_the_limiter(catalog, musicbrainz):
     assert all(later.time - earlier.time >= 0.25 for earlier, later in zip(log, log[1:]))
 
 
-def test_cache_hit_asks_nothing_and_a_404_is_cached_until_it_expires(catalog, musicbrainz, cache):
+def test_cache_hit_asks_nothing_and_a_404_is_cached_until_it_expires(catalog, musicbrainz, cache, tmp_path,
+                                                                     monkeypatch):
+    clock = Clock(monkeypatch)
     track = known_tracks(catalog, 1)[0]
     unknown_isrc = "ZZABC9912345"
     client = MusicBrainzResource(url=musicbrainz.base_url, min_interval_seconds=0.01).get_client(cache)
@@ -125,13 +127,15 @@ def test_cache_hit_asks_nothing_and_a_404_is_cached_until_it_expires(catalog, mu
     assert len(musicbrainz.emulator.requests()) == 2
     assert client.requests_made == 2
 
-    with storage.connect(cache.database_path) as conn:
-        rows = storage.fetch_dicts(conn, "SELECT * FROM http_cache WHERE service = 'musicbrainz' ORDER BY status")
-    assert [row["status"] for row in rows] == [200, 404]
-    assert rows[0]["expires_at"] > rows[0]["fetched_at"] + MISS_TTL
-    assert rows[1]["expires_at"] - rows[1]["fetched_at"] == MISS_TTL
+    # Kept in the response cache's own SQLite file, nothing in DuckDB.
+    assert cache.path == tmp_path / "http_cache.sqlite" and cache.path.is_file()
+    rows = sorted(cache.backend().responses.values(), key=lambda r: r.status_code)
+    assert [row.status_code for row in rows] == [200, 404]
+    assert rows[0].expires > rows[0].created_at + MISS_TTL
+    assert abs(rows[1].expires - rows[1].created_at - MISS_TTL) < timedelta(seconds=5)
 
-    later = HttpCache(cache.database_path, now=lambda: storage.utcnow() + MISS_TTL + timedelta(hours=1))
+    clock.now += MISS_TTL + timedelta(hours=1)
+    later = HttpCache(tmp_path / "harmony.duckdb")
     MusicBrainzResource(url=musicbrainz.base_url, min_interval_seconds=0.01).get_client(later).isrc(unknown_isrc)
     assert len(musicbrainz.emulator.requests()) == 3  # the expired miss was asked again
 
@@ -171,7 +175,7 @@ def test_coverart_failing_original_yields_to_the_1200_thumbnail(catalog, coverar
     album = next(a for a in catalog.albums.values() if a.cover is not None)
     # The archive hop of the original answers 503 (retries exhausted: the client here does not retry).
     coverart.emulator.add_fault(Fault(r"^/download/.*-\d+\.jpg$", status=503))
-    client = CoverArtClient(coverart.base_url, retrying_session(Retry(total=0, raise_on_status=False)), cache)
+    client = CoverArtClient(coverart.base_url, cache=cache, retry=Retry(total=0, raise_on_status=False))
     front = client.listing(album.release.mbid)["images"][0]
 
     found = download_first_image(client, "coverartarchive", [front["image"], front["thumbnails"]["1200"]],

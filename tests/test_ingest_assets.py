@@ -20,12 +20,14 @@ from assets.ingest import wiring as ingest_wiring
 from assets.playlists import FORBIDDEN_REASON
 from harmony_pipeline import storage
 from harmony_pipeline.cli.main import main
+from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.ingest.store import ingest_inbox_file, waiting_inbox_files
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
 from resources.inbox import IngestInbox
+from tests.response_cache import cache_json_answer
 
 BACKFILL = ["free_ingest_items", "backfilled_tracks", "wanted_tracks"]
 CHAIN = ["free_ingest_items", "backfilled_tracks", "wanted_tracks", "soulseek_matches", "downloads", "library_tracks"]
@@ -170,11 +172,12 @@ def test_rate_limit_leaves_items_pending_for_the_next_run(sandbox, harmony_env, 
 
 
 def _cache_search(query_text: str, tracks: list[dict]) -> None:
-    now = storage.utcnow()
-    with storage.connect(load_settings().duckdb_path) as conn:
-        storage.upsert(conn, "http_cache", [{
-            "service": "spotify", "key": f"search/track?q={query_text}", "status": 200, "body": json.dumps(tracks),
-            "fetched_at": now, "expires_at": now + timedelta(days=1)}], key=["service", "key"])
+    """The answer Spotify's search gives for `query_text`, placed in the response cache as if it had sent it."""
+    settings = load_settings()
+    api_url = settings.spotify_api_url.rstrip("/") + "/search"
+    cache_json_answer(HttpCache(settings.duckdb_path), api_url,
+                      {"q": query_text, "limit": 10, "offset": 0, "type": "track"},
+                      {"tracks": {"items": tracks, "next": None}}, storage.utcnow() + timedelta(days=1))
 
 
 def test_malformed_spotify_tracks_make_their_item_unmatched_and_the_batch_goes_on(

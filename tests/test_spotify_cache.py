@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from harmony_pipeline import storage
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.sandbox import Fault
 from harmony_pipeline.spotify.cache import NOT_FOUND_TTL, SpotifyCache
 from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited, SpotifyResource
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = storage.utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.response_cache import Clock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock(monkeypatch) -> Clock:
+    return Clock(monkeypatch)
 
 
 @pytest.fixture
@@ -33,7 +25,7 @@ def lookups(sandbox, harmony_env, tmp_path, clock):
             client_id=harmony_env["SPOTIFY_CLIENT_ID"], client_secret=harmony_env["SPOTIFY_CLIENT_SECRET"],
             refresh_token=harmony_env.get("SPOTIFY_REFRESH_TOKEN"), api_url=harmony_env["SPOTIFY_API_URL"],
             token_url=harmony_env["SPOTIFY_TOKEN_URL"], auth_url=harmony_env["SPOTIFY_AUTH_URL"])
-        return SpotifyCache(spotify, HttpCache(tmp_path / "harmony.duckdb", now=clock))
+        return SpotifyCache(spotify, HttpCache(tmp_path / "harmony.duckdb"))
 
     return new_run
 

@@ -26,11 +26,11 @@ def test_migrations_are_recorded_once(tmp_path):
 
 def test_upsert_by_natural_key_never_duplicates(tmp_path):
     with storage.connect(tmp_path / "h.duckdb") as conn:
-        row = {"service": "s", "key": "k", "status": 200, "body": "one", "fetched_at": storage.utcnow(),
-               "expires_at": None}
-        storage.upsert(conn, "http_cache", [row], key=["service", "key"])
-        storage.upsert(conn, "http_cache", [{**row, "body": "two"}], key=["service", "key"])
-        assert conn.execute("SELECT count(*), max(body) FROM http_cache").fetchone() == (1, "two")
+        conn.execute("CREATE TABLE answers (service VARCHAR, key VARCHAR, body VARCHAR, PRIMARY KEY (service, key))")
+        row = {"service": "s", "key": "k", "body": "one"}
+        storage.upsert(conn, "answers", [row], key=["service", "key"])
+        storage.upsert(conn, "answers", [{**row, "body": "two"}], key=["service", "key"])
+        assert conn.execute("SELECT count(*), max(body) FROM answers").fetchone() == (1, "two")
 
 
 def test_failed_transaction_leaves_nothing(tmp_path):

@@ -3,9 +3,13 @@ when present), with real materializations, a real DuckDB file and the emulators'
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import mutagen
@@ -17,6 +21,7 @@ from harmony_pipeline import storage
 from harmony_pipeline.watchlist import releases as rules
 from harmony_pipeline.cli.main import main as harmony
 from harmony_pipeline.definitions import collect_wiring
+from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.sandbox.catalog import Album, Artist, Catalog
 from harmony_pipeline.settings import load_settings
@@ -177,6 +182,22 @@ def _baseline(sandbox, instance, artist_id: str, *extra: str, acquire: bool = Fa
 
 
 # --- harmony watch -----------------------------------------------------------------------------------
+def test_watch_add_talks_to_spotify_without_importing_dagster(sandbox, env, tmp_path):
+    """`harmony watch add` only talks to Spotify: run as a user runs it, it imports no dagster module."""
+    artist = next(iter(sandbox.catalog.artists.values()))
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "harmony_pipeline.cli", "watch", "add",
+                           f"spotify:artist:{artist.id}"], env={**os.environ, "PYTHONPATH": str(repo)},
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "spotipy" in imported and "requests_cache" in imported  # the command did reach the client
+    assert {m for m in imported if m.split(".")[0] == "dagster"} == set()
+    assert not {m for m in imported if m.split(".")[0] == "resources"}
+    assert _rows("SELECT name, source FROM watchlist_artists WHERE artist_id = ?", [artist.id]) == [
+        (artist.name, "cli")]
+
+
 def test_watch_add_list_set_remove_with_reasons(sandbox, env, instance, monkeypatch, capsys):
     artist, other = list(sandbox.catalog.artists.values())[:2]
     monkeypatch.setenv("HARMONY_WATCHLIST", f"https://open.spotify.com/artist/{other.id}?si=x")
@@ -421,14 +442,20 @@ def test_album_and_track_answers_are_cached_for_a_week_and_a_month(sandbox, upco
     upcoming.release()
     _make_due(artist.id)
     _run(instance, _tick(instance).run_requests[0], acquire=False)
-    lifetimes = dict(_rows("SELECT split_part(key, '/', 1), max(epoch(expires_at - fetched_at)) / 86400 "
-                           "FROM http_cache WHERE service = 'spotify' GROUP BY ALL"))
+    responses = HttpCache(load_settings().duckdb_path).backend().responses
+    lifetimes: dict[str, int] = {}
+    for answer in responses.values():  # the response cache file kept the album and its tracks
+        kind = urlsplit(answer.url).path.split("/")[2]
+        days = round((answer.expires - answer.created_at).total_seconds() / 86400)
+        lifetimes[kind] = max(lifetimes.get(kind, 0), days)
     assert lifetimes == {"albums": 7, "tracks": 30}
 
     # Once the album answer has expired, reading the release again asks for the album, not its tracks.
+    for key, answer in list(responses.items()):
+        if "/v1/albums/" in answer.url:
+            answer.expires = datetime.now(timezone.utc) - timedelta(seconds=1)
+            responses[key] = answer
     with storage.connect(load_settings().duckdb_path) as conn:
-        conn.execute("UPDATE http_cache SET expires_at = now() - INTERVAL 1 SECOND "
-                     "WHERE service = 'spotify' AND key LIKE 'albums/%'")
         conn.execute("UPDATE artist_releases SET tracks_read_at = NULL WHERE album_id = ?", [album.id])
     sandbox.emulator("spotify").clear_requests()
     wiring = collect_wiring(load_settings())

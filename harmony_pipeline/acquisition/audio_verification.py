@@ -11,13 +11,12 @@
 Anything that cannot be decided (no key, no ISRC, MusicBrainz or AcoustID silent or down, no fpcalc)
 passes as "unverified": verification never stops an import it cannot judge. `verify_download` is the
 one entry point; it raises `VerificationError` (an `AudioCheckError`) for a rejected file and returns a
-`Verdict` otherwise. It opens no DuckDB connection of its own except through the lookup cache.
+`Verdict` otherwise. It opens no DuckDB connection of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -179,7 +178,7 @@ class AcoustIdError(RuntimeError):
 class AcoustIdClient:
     """`/v2/lookup` through pyacoustid (its own limiter keeps to AcoustID's 3 requests per second).
 
-    Answers are cached per fingerprint: in memory and, with `cache`, in DuckDB's `http_cache` under a
+    Answers are cached per fingerprint: in memory and, with `cache`, in the response cache file under a
     hash of the fingerprint (never the key). Failures are not cached.
     """
 
@@ -197,18 +196,13 @@ class AcoustIdClient:
     def lookup(self, fingerprint: Fingerprint) -> dict:
         """AcoustID's JSON answer (`{"status": "ok", "results": [...]}`); AcoustIdError when there is none."""
         key = fingerprint.key
-        if key in self._answers:
-            return self._answers[key]
-        if self.cache is not None:
-            cached = self.cache.get(LOOKUP_CACHE_SERVICE, key)
-            if cached is not None and cached.status == 200:
-                self._answers[key] = cached.json()
-                return self._answers[key]
-        answer = self._request(fingerprint)
-        self._answers[key] = answer
-        if self.cache is not None:
-            self.cache.put(LOOKUP_CACHE_SERVICE, key, 200, json.dumps(answer), HIT_TTL)
-        return answer
+        if key not in self._answers:
+            if self.cache is None:
+                self._answers[key] = self._request(fingerprint)
+            else:
+                self._answers[key] = self.cache.remember(LOOKUP_CACHE_SERVICE, key,
+                                                         lambda: self._request(fingerprint), HIT_TTL)
+        return self._answers[key]
 
     def _request(self, fingerprint: Fingerprint) -> dict:
         # pyacoustid keeps its endpoint in a module global; the lock keeps set-and-call together.
@@ -261,7 +255,7 @@ class Verifier:
     def __init__(self, acoustid_client: AcoustIdClient | None = None, musicbrainz: Any = None,
                  fingerprinter: Fingerprinter | None = None, min_score: float = MIN_SCORE):
         self.acoustid = acoustid_client
-        self.musicbrainz = musicbrainz  # resources.musicbrainz.MusicBrainzClient (cached ISRC lookups)
+        self.musicbrainz = musicbrainz  # enrichment.musicbrainz.MusicBrainzClient (cached ISRC lookups)
         self.fingerprinter = fingerprinter or Fingerprinter()
         self.min_score = min_score
         self._recordings: dict[str, set[str] | None] = {}  # per ISRC; failures are not kept
@@ -346,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     key = os.environ.get("ACOUSTID_API_KEY")
     verifier = Verifier(AcoustIdClient(key, os.environ.get("ACOUSTID_URL", DEFAULT_ACOUSTID_URL)) if key else None)
     if key and args.isrc:
-        from resources.musicbrainz import MIN_INTERVAL_SECONDS, MusicBrainzClient, shared_limiter
+        from harmony_pipeline.enrichment.musicbrainz import MIN_INTERVAL_SECONDS, MusicBrainzClient, shared_limiter
 
         url = os.environ.get("MUSICBRAINZ_URL", "https://musicbrainz.org")
         verifier.musicbrainz = MusicBrainzClient(url, shared_limiter(url, MIN_INTERVAL_SECONDS))

@@ -114,7 +114,7 @@ def start_due_downloads(setup: DownloadSetup, only: set[str] | None = None) -> i
     a second run sees the claim and leaves the track alone; a claim whose process died is undone by
     `reconcile_transfers`.
     """
-    from resources.slskd import SlskdError, SlskdUnavailable
+    from harmony_pipeline.acquisition.slskd import SlskdError, SlskdUnavailable
 
     now = storage.utcnow()
     with setup.database.connect(read_only=True) as conn:

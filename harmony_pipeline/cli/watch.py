@@ -36,14 +36,9 @@ def _artist_id(text: str) -> str:
 
 
 def _spotify(settings: Settings):
-    from resources.spotify import SpotifyResource
+    from harmony_pipeline.spotify.client import SpotifyConnection  # spotipy only when Spotify is asked
 
-    return SpotifyResource(
-        client_id=settings.spotify_client_id, client_secret=settings.spotify_client_secret,
-        refresh_token=settings.spotify_refresh_token, api_url=settings.spotify_api_url,
-        token_url=settings.spotify_token_url, auth_url=settings.spotify_auth_url,
-        redirect_uri=settings.spotify_redirect_uri, token_cache_path=str(settings.token_cache_path),
-    )
+    return SpotifyConnection.from_settings(settings)
 
 
 def _label(row: dict) -> str:
@@ -56,7 +51,7 @@ def _echo(args: argparse.Namespace, text: str) -> None:
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
-    from resources.spotify import SpotifyError, SpotifyNotFound
+    from harmony_pipeline.spotify.client import SpotifyError, SpotifyNotFound
 
     artist_id = _artist_id(args.artist)
     with storage.connect(settings.duckdb_path) as conn, storage.transaction(conn):

@@ -402,7 +402,7 @@ def _release_search(conn, row: dict[str, Any]) -> None:
 
 
 def search_upgrades(setup: UpgradeSetup, report: UpgradeReport) -> None:
-    from resources.slskd import SlskdError, SlskdUnavailable
+    from harmony_pipeline.acquisition.slskd import SlskdError, SlskdUnavailable
 
     now = storage.utcnow()
     with setup.database.connect() as conn:  # read-write: applies this concern's migrations on first use

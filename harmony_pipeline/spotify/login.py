@@ -21,17 +21,11 @@ class LoginError(Exception):
     pass
 
 
-def _resource(settings: Settings):
-    from resources.spotify import SpotifyResource
+def _connection(settings: Settings):
+    from harmony_pipeline.spotify.client import SpotifyConnection  # spotipy only when logging in
 
-    return SpotifyResource(
-        client_id=settings.spotify_client_id,
-        api_url=settings.spotify_api_url,
-        token_url=settings.spotify_token_url,
-        auth_url=settings.spotify_auth_url,
-        redirect_uri=settings.spotify_redirect_uri,
-        token_cache_path=str(settings.token_cache_path),
-    )
+    # PKCE: the login needs no client secret nor an earlier refresh token
+    return SpotifyConnection.from_settings(settings, client_secret=None, refresh_token=None)
 
 
 def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str | None]:
@@ -85,7 +79,7 @@ def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str |
 def login(settings: Settings, *, open_browser: bool = True, echo: Callable[[str], None] = print,
           approve: Callable[[str], None] | None = None) -> None:
     """Run the PKCE flow. `approve(url)` replaces the browser (tests and the sandbox approve at once)."""
-    manager = _resource(settings).pkce_login_manager()
+    manager = _connection(settings).pkce_login_manager()
     url = manager.get_authorize_url()
     echo(f"Open this address to authorise Harmony Pipeline:\n  {url}")
     holder: dict[str, object] = {}
