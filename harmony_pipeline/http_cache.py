@@ -13,7 +13,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +53,20 @@ def retrying_session(retry: Retry | None = None, user_agent: str | None = USER_A
                      headers: Mapping[str, str] | None = None, cache: HttpCache | None = None,
                      expire_after: timedelta | int | None = None,
                      urls_expire_after: ExpiryPatterns | None = None,
-                     miss_expire_after: timedelta = MISS_TTL) -> requests.Session:
+                     miss_expire_after: timedelta = MISS_TTL,
+                     adapter: HTTPAdapter | None = None) -> requests.Session:
     """The session every client uses: urllib3 Retry on both schemes, a descriptive User-Agent, JSON.
 
     With `cache`, a requests-cache session over that file: GET answers are kept for `expire_after`
-    (or the first matching `urls_expire_after` pattern), 404s for `miss_expire_after`.
+    (or the first matching `urls_expire_after` pattern), 404s for `miss_expire_after`. `adapter`: an
+    HTTPAdapter subclass built with `retry` (it sees only requests that reach the network).
     """
     if cache is None:
         session = requests.Session()
     else:
         session = cache.session(expire_after=HIT_TTL if expire_after is None else expire_after,
                                 urls_expire_after=urls_expire_after, miss_expire_after=miss_expire_after)
-    adapter = HTTPAdapter(max_retries=retry or default_retry())
+    adapter = adapter or HTTPAdapter(max_retries=retry or default_retry())
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if user_agent:

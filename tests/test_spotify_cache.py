@@ -34,7 +34,7 @@ def _api_paths(sandbox) -> list[str]:
     return [r.path for r in sandbox.emulator("spotify").requests() if r.path.startswith("/v1/")]
 
 
-def test_answers_are_shared_between_runs_until_they_expire(sandbox, lookups, clock):
+def test_answers_are_shared_between_runs_until_they_expire(sandbox, lookups, clock, tmp_path):
     catalog = sandbox.catalog
     album = next(a for a in catalog.albums.values() if len(catalog.album_tracks(a)) >= 2)
     expected = [t.id for t in catalog.album_tracks(album)]
@@ -51,6 +51,9 @@ def test_answers_are_shared_between_runs_until_they_expire(sandbox, lookups, clo
     with lookups() as second:
         assert second.album(album.id) == found and second.tracks(expected) == tracks
     assert _api_paths(sandbox) == [] and (second.requests, second.hits) == (0, 1 + len(expected))
+    # The answers live in the response cache file, without the access token they were fetched with.
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("http_cache.sqlite*"))
+    assert album.id.encode() in stored and b"Bearer" not in stored
 
     clock.now += timedelta(days=7, seconds=1)  # albums expire after a week, tracks after a month
     with lookups() as later:

@@ -60,7 +60,8 @@ class _ApiSource(Protocol):
 class SpotifyCache:
     """Cached Spotify lookups of one run. `requests` counts requests made, `hits` answers from the cache.
 
-    The API client is created on the first lookup.
+    The API client is created on the first lookup; it asks for an access token only when an answer is
+    not in the cache, so a run whose answers are all cached never talks to Spotify (nor needs credentials).
     """
 
     def __init__(self, spotify: _ApiSource, cache: HttpCache):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import requests
 import spotipy
+from requests.adapters import HTTPAdapter
 from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from urllib3.util.retry import Retry
 
@@ -37,6 +38,8 @@ PLAYLIST_PAGE_LIMIT = 50  # dev-mode maximum for /playlists/{id}/items
 SEARCH_LIMIT = 10  # dev-mode maximum for /search
 ARTIST_ALBUMS_LIMIT = 10  # dev-mode maximum for /artists/{id}/albums
 NOT_FOUND_TTL = timedelta(days=1)  # a 404 of a cached lookup is remembered this long
+NO_CREDENTIALS = ("no Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET, then run "
+                  "`harmony spotify login` or set SPOTIFY_REFRESH_TOKEN")
 
 
 class SpotifyError(RuntimeError):
@@ -103,13 +106,29 @@ def _retry() -> Retry:
     )
 
 
-def _retrying_session(cache: HttpCache | None = None, api_url: str = "") -> requests.Session:
+class _BearerAdapter(HTTPAdapter):
+    """Adds the access token to requests that reach Spotify: an answer from the response cache needs no
+    token, so a run whose answers are all cached never asks the accounts service (nor needs credentials)."""
+
+    def __init__(self, token: Callable[[], str], **kwargs: Any):
+        super().__init__(**kwargs)
+        self._token = token
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        request.headers["Authorization"] = f"Bearer {self._token()}"
+        return super().send(request, **kwargs)
+
+
+def _retrying_session(cache: HttpCache | None = None, api_url: str = "",
+                      token: Callable[[], str] | None = None) -> requests.Session:
+    adapter = _BearerAdapter(token, max_retries=_retry()) if token else None
     if cache is None:
-        return retrying_session(_retry(), None)
+        return retrying_session(_retry(), None, adapter=adapter)
     from harmony_pipeline.spotify.cache import expiry_patterns  # the per-endpoint expiry lives with the cache
 
     return retrying_session(_retry(), None, cache=cache, expire_after=0,  # 0: what no pattern names is not kept
-                            urls_expire_after=expiry_patterns(api_url), miss_expire_after=NOT_FOUND_TTL)
+                            urls_expire_after=expiry_patterns(api_url), miss_expire_after=NOT_FOUND_TTL,
+                            adapter=adapter)
 
 
 def _with_urls(cls: type, token_url: str, auth_url: str) -> type:
@@ -307,8 +326,10 @@ class SpotifyConnection:
                    requests_timeout=self.request_timeout, state=secrets.token_urlsafe(16))
 
     def get_api(self, cache: HttpCache | None = None) -> SpotifyApi:
-        """A new client; with `cache`, GET answers go through the response cache (per-endpoint expiry)."""
+        """A new client; with `cache`, GET answers go through the response cache (per-endpoint expiry) and
+        missing credentials are reported by the first request that has to reach Spotify."""
         handler = self._cache_handler()
+        auth: Any = None
         if handler is not None:
             auth = self.user_auth_manager(handler)
         elif self.client_id and self.client_secret:
@@ -316,12 +337,16 @@ class SpotifyConnection:
             auth = cls(client_id=self.client_id, client_secret=self.client_secret,
                        cache_handler=MemoryCacheHandler(), requests_session=_retrying_session(),
                        requests_timeout=self.request_timeout)
-        else:
-            raise SpotifyNotAuthorised(
-                "no Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET, then run "
-                "`harmony spotify login` or set SPOTIFY_REFRESH_TOKEN"
-            )
-        client = spotipy.Spotify(auth_manager=auth, requests_session=_retrying_session(cache, self.api_url),
+        elif cache is None:
+            raise SpotifyNotAuthorised(NO_CREDENTIALS)
+
+        def token() -> str:
+            if auth is None:
+                raise SpotifyNotAuthorised(NO_CREDENTIALS)
+            return auth.get_access_token(as_dict=False)
+
+        # spotipy gets no auth manager: the session's adapter adds the token when a request goes out.
+        client = spotipy.Spotify(requests_session=_retrying_session(cache, self.api_url, token),
                                  requests_timeout=self.request_timeout, retries=0)
         client.prefix = self.api_url if self.api_url.endswith("/") else self.api_url + "/"
         return SpotifyApi(client, user_authorised=handler is not None, max_wait_seconds=self.max_wait_seconds)
