@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -79,32 +78,26 @@ def retrying_session(retry: Retry | None = None, user_agent: str | None = USER_A
 class HttpCache:
     """The response cache file. `location`: HARMONY_DATA_DIR, or the DuckDB file whose folder it is in."""
 
-    _backends: dict[Path, Any] = {}
-    _lock = threading.Lock()
-
     def __init__(self, location: Path | str, now: Callable[[], datetime] | None = None):
         from harmony_pipeline import storage
 
-        self.now = now or storage.utcnow  # the time assets stamp rows with (naive UTC, as DuckDB keeps it)
+        self.now = now or storage.utcnow  # the time assets stamp rows with
+        self._answers_table: SQLiteDict | None = None
         location = Path(location)
         self.path = location / CACHE_FILE_NAME if location.is_dir() or not location.suffix else \
             location.with_name(CACHE_FILE_NAME)
 
-    def backend(self):
-        """One SQLite backend (and connection) per file and process, shared by every session."""
-        with self._lock:
-            backend = self._backends.get(self.path)
-            if backend is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                backend = SQLiteCache(self.path, wal=True, busy_timeout=30_000)
-                self._backends[self.path] = backend
-            return backend
+    def backend(self) -> SQLiteCache:
+        """A backend over the file. Each session needs its own: requests-cache keeps a session's settings
+        (expiry) on its backend. Connections to the one file are safe across threads and processes (WAL)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteCache(self.path, wal=True, busy_timeout=30_000)
 
     def session(self, *, expire_after: timedelta | int, urls_expire_after: ExpiryPatterns | None = None,
                 miss_expire_after: timedelta = MISS_TTL) -> requests.Session:
         return CachedSession404(backend=self.backend(), expire_after=expire_after,
-                              urls_expire_after=dict(urls_expire_after or {}), allowable_codes=(200, 404),
-                              allowable_methods=("GET",), miss_expire_after=miss_expire_after)
+                                urls_expire_after=dict(urls_expire_after or {}), allowable_codes=(200, 404),
+                                allowable_methods=("GET",), miss_expire_after=miss_expire_after)
 
     def remember(self, service: str, key: str, fetch: Callable[[], Any], ttl: timedelta) -> Any:
         """A JSON answer that is not a plain GET (e.g. AcoustID's POST), kept under `service:key`."""
@@ -117,10 +110,13 @@ class HttpCache:
         table[f"{service}:{key}"] = json.dumps({"value": value, "expires": (now() + ttl).isoformat()})
         return value
 
-    def _answers(self):
-        backend = self.backend()
-        return SQLiteDict(self.path, table_name="answers", lock=backend.responses._lock, serializer=None,
-                          busy_timeout=30_000, wal=True)
+    def _answers(self) -> SQLiteDict:
+        """The `answers` table of the same file (JSON text with its expiry), opened once per instance."""
+        if self._answers_table is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._answers_table = SQLiteDict(self.path, table_name="answers", serializer=None, busy_timeout=30_000,
+                                             wal=True)
+        return self._answers_table
 
 
 def now() -> datetime:

@@ -3,7 +3,8 @@
 Transient answers (5xx, timeouts, connection errors) escape per-item handling so the asset's Dagster
 RetryPolicy retries the step (STEP_UP_FOR_RETRY in the UI); work saved before the failure is not redone.
 A short rate limit becomes a retry after the wait (`retry_wait`); a long one, and permanent answers
-(404, 403, a refused login, a broken body), stay per-item failures with their cool-downs.
+(404, 403, a refused login, a broken body), stay per-item failures with their cool-downs; a long rate
+limit and a refused login also stop the asking for the other items (`stops_asking`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def retry_wait(error: BaseException, now: datetime | None = None) -> float | Non
         return None
     wait = (until - (now or datetime.now(timezone.utc))).total_seconds()
     return max(wait, 0.0) if wait <= SHORT_RATE_LIMIT_SECONDS else None
+
+
+def stops_asking(error: BaseException) -> bool:
+    """A refusal that concerns the whole service, not the item: a rate limit or a refused authorisation.
+    Asking for the other items would only prolong the limit or repeat the refusal (the clients' error
+    types say which of theirs are such refusals, with `stops_asking = True`)."""
+    return bool(getattr(error, "stops_asking", False))
 
 
 def escapes_item(error: BaseException) -> bool:

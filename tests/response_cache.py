@@ -4,6 +4,7 @@ three of its modules; harmony_pipeline.http_cache.now reads the same clock) and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -18,13 +19,18 @@ _MODULES = (requests_cache.models.response, requests_cache.policy.actions, reque
             harmony_pipeline.http_cache)
 
 
+def use_clock(monkeypatch: pytest.MonkeyPatch, clock: Callable[[], datetime]) -> None:
+    """Make `clock` (aware UTC) the time the response cache judges expiry by."""
+    for module in _MODULES:
+        monkeypatch.setattr(module, "utcnow", clock)
+
+
 class Clock:
     """`now` moves forward with `+=`; every module above reads it."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.now = datetime.now(timezone.utc)
-        for module in _MODULES:
-            monkeypatch.setattr(module, "utcnow", self)
+        use_clock(monkeypatch, self)
 
     def __call__(self) -> datetime:
         return self.now

@@ -27,6 +27,7 @@ from harmony_pipeline.wiring import Workers
 from resources.musicbrainz import MusicBrainzResource
 from sensors.enrichment import build_enrichment_schedule
 from tests.audio_fixtures import image_bytes, write_m4a
+from tests.response_cache import use_clock
 
 EMULATORS = ("spotify", "musicbrainz", "coverart", "lrclib")
 _SUBTYPES = {".mp3": ("MP3", "MPEG_LAYER_III"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
@@ -147,6 +148,7 @@ class Clock:
 def clock(monkeypatch) -> Clock:
     moved = Clock()
     monkeypatch.setattr(enrichment, "HttpCache", partial(HttpCache, now=moved))
+    use_clock(monkeypatch, moved)  # the response cache's expiry too
     return moved
 
 

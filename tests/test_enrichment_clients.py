@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 
@@ -208,3 +210,38 @@ def test_lrclib_get_cached_search_and_cached_miss(catalog, lrclib, cache):
         ("/api/get-cached", 200), ("/api/search", 200), ("/api/get-cached", 404)]
     assert log[0].query["duration"] == str(round(track.duration_ms / 1000))
     assert {entry.headers["User-Agent"] for entry in log} == {USER_AGENT}
+
+
+_LOOKUPS_SCRIPT = """
+import sys
+from harmony_pipeline.http_cache import HttpCache
+from resources.lrclib import LrclibResource
+client = LrclibResource(url=sys.argv[1]).get_client(HttpCache(sys.argv[2]))
+for name in sys.argv[3:]:
+    client.search(name)
+"""
+
+
+def test_processes_at_once_share_the_cache_file(catalog, lrclib, tmp_path):
+    names = [t.name for t in list(catalog.tracks.values())[:8]]
+    workers = [subprocess.Popen([sys.executable, "-c", _LOOKUPS_SCRIPT, lrclib.base_url, str(tmp_path), *names],
+                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    assert all(worker.wait(timeout=60) == 0 for worker in workers), [w.stderr.read()[-500:] for w in workers]
+    asked = len(lrclib.emulator.requests())
+    assert len(names) <= asked <= 3 * len(names)
+
+    client = LrclibResource(url=lrclib.base_url).get_client(HttpCache(tmp_path))
+    assert all(isinstance(client.search(name), list) for name in names)
+    assert client.requests_made == 0 and len(lrclib.emulator.requests()) == asked  # every answer was kept
+
+
+def test_each_client_keeps_its_own_expiry_in_the_shared_file(catalog, musicbrainz, lrclib, cache):
+    musicbrainz.emulator.set_rate_limit(None)
+    mb = MusicBrainzResource(url=musicbrainz.base_url, min_interval_seconds=0.01).get_client(cache)
+    lyrics = LrclibResource(url=lrclib.base_url).get_client(cache)  # built later, with a 6-day expiry
+    track = known_tracks(catalog, 1)[0]
+    assert mb.isrc(track.isrc) and isinstance(lyrics.search(track.name), list)
+    lifetimes = {answer.url.split("/")[2]: answer.expires - answer.created_at
+                 for answer in cache.backend().responses.values()}
+    host = lambda running: running.base_url.split("/")[2]  # noqa: E731
+    assert lifetimes[host(musicbrainz)] > timedelta(days=29) and lifetimes[host(lrclib)] < timedelta(days=6, hours=1)

@@ -21,6 +21,7 @@ import duckdb
 
 from harmony_pipeline import http_cache
 from harmony_pipeline.http_cache import HttpCache
+from harmony_pipeline.service_errors import stops_asking
 from harmony_pipeline.spotify.client import (
     NOT_FOUND_TTL,
     SpotifyApi,
@@ -149,8 +150,9 @@ class SpotifyCache:
             value = fetch(api)
         except SpotifyNotFound:
             status, value = 404, None
-        except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
-            self._refusal = error
+        except SpotifyError as error:
+            if stops_asking(error):
+                self._refusal = error
             raise
         else:
             status = 200

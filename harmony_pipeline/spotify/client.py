@@ -43,7 +43,11 @@ NO_CREDENTIALS = ("no Spotify credentials: set SPOTIFY_CLIENT_ID and SPOTIFY_CLI
 
 
 class SpotifyError(RuntimeError):
-    """A Spotify request failed; `status` is the HTTP status (or -1 without one)."""
+    """A Spotify request failed; `status` is the HTTP status (or -1 without one).
+
+    `stops_asking`: the refusal concerns the whole service (harmony_pipeline.service_errors.stops_asking)."""
+
+    stops_asking = False
 
     def __init__(self, message: str, status: int = -1):
         super().__init__(message)
@@ -59,13 +63,15 @@ class SpotifyNotFound(SpotifyError):
 
 
 class SpotifyRateLimited(SpotifyError):
+    stops_asking = True
+
     def __init__(self, until: datetime):
         super().__init__(f"Spotify rate-limited until {until.isoformat(timespec='seconds')}", 429)
         self.until = until
 
 
 class SpotifyNotAuthorised(SpotifyError):
-    pass
+    stops_asking = True
 
 
 class FileTokenCache(CacheHandler):
