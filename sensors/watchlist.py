@@ -30,6 +30,7 @@ from dagster import (
 )
 
 from harmony_pipeline import storage
+from harmony_pipeline.service_errors import stops_asking
 from harmony_pipeline.watchlist import releases as rules
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase, PipelineSettings
@@ -38,7 +39,6 @@ from resources.spotify import (
     SpotifyError,
     SpotifyNotAuthorised,
     SpotifyNotFound,
-    SpotifyRateLimited,
     SpotifyResource,
 )
 from sensors.run_health import active_runs
@@ -84,17 +84,11 @@ def check_artists(api: SpotifyApi, due: list[dict], known: dict[str, set[str]],
         checks.append(check)
         try:
             check.releases, albums = read_albums(api, artist, known.get(artist_id, set()))
-        except SpotifyRateLimited as error:
-            check.error, check.rate_limited_until = str(error), error.until
-            break
-        except SpotifyNotAuthorised as error:  # app-wide too: no point asking for the others
-            check.error = str(error)
-            break
-        except SpotifyNotFound:
-            check.error = "unknown artist (Spotify 404)"
-            continue
         except SpotifyError as error:
-            check.error = str(error)
+            check.error = "unknown artist (Spotify 404)" if isinstance(error, SpotifyNotFound) else str(error)
+            check.rate_limited_until = getattr(error, "until", None)
+            if stops_asking(error):  # a rate limit or a refused login: no point asking for the others
+                break
             continue
         check.name = check.name or rules.artist_name_from_albums(artist_id, albums)
         new_ids = set(rules.new_release_ids(albums, known.get(artist_id, set())))

@@ -28,7 +28,8 @@ def _connection(settings: Settings):
     return SpotifyConnection.from_settings(settings, client_secret=None, refresh_token=None)
 
 
-def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str | None]:
+def wait_for_code(redirect_uri: str, timeout: float = 300.0,
+                  listening: threading.Event | None = None) -> tuple[str, str | None]:
     """Serve the redirect URI until Spotify's callback arrives; return (code, state) from its query."""
     target = urlparse(redirect_uri)
     if target.hostname not in {"127.0.0.1", "::1"}:
@@ -62,6 +63,8 @@ def wait_for_code(redirect_uri: str, timeout: float = 300.0) -> tuple[str, str |
         address_family = socket.AF_INET6 if target.hostname == "::1" else socket.AF_INET
 
     server = LoopbackServer((target.hostname, target.port or 80), Callback)
+    if listening is not None:
+        listening.set()
     deadline = time.monotonic() + timeout
     try:
         while not result and time.monotonic() < deadline:
@@ -84,14 +87,19 @@ def login(settings: Settings, *, open_browser: bool = True, echo: Callable[[str]
     echo(f"Open this address to authorise Harmony Pipeline:\n  {url}")
     holder: dict[str, object] = {}
 
+    listening = threading.Event()
+
     def receive() -> None:
         try:
-            holder["code"] = wait_for_code(settings.spotify_redirect_uri)
+            holder["code"] = wait_for_code(settings.spotify_redirect_uri, listening=listening)
         except Exception as error:  # reported below, in the caller's thread
             holder["error"] = error
+        finally:
+            listening.set()
 
     listener = threading.Thread(target=receive, daemon=True)
     listener.start()
+    listening.wait()  # the redirect must find the callback's port open, however fast the approval
     if approve is not None:
         approve(url)
     elif open_browser:
