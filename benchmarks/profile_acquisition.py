@@ -26,8 +26,9 @@ STEPS = ("wanted_tracks", "soulseek_matches", "downloads", "library_tracks")
 PLACES = [
     ("sleeping", "~", "<built-in method time.sleep>"),
     ("waiting on sockets", "~", "<method 'recv_into' of '_socket.socket' objects>"),
-    ("DuckDB connect", "~", "<built-in method duckdb.connect>"),
-    ("DuckDB close", "~", "<method 'close' of 'duckdb.duckdb.DuckDBPyConnection' objects>"),
+    ("DuckDB connect", "~", "<built-in method _duckdb.connect>"),
+    ("DuckDB close", "~", "<built-in method _duckdb.close>"),
+    ("DuckDB statements", "~", "<built-in method _duckdb.execute>"),
     ("ranking candidates", "matching/scoring.py", "rank"),
     ("audio checks and fingerprints", "acquisition/audio_verification.py", "verify_download"),
     ("moving files into the library", "acquisition/import_flow.py", "import_downloads"),

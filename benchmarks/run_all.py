@@ -94,6 +94,7 @@ BENCHMARKS = [
       ("waiting_on_sockets_s", "of which waiting on HTTP answers, s", "", None),
       ("DuckDB_connect_s", "of which opening DuckDB connections, s", "", None),
       ("DuckDB_close_s", "of which closing DuckDB connections, s", "", None),
+      ("DuckDB_statements_s", "of which DuckDB statements, s", "", None),
       ("ranking_candidates_s", "of which ranking candidates, s", "", None),
       ("audio_checks_and_fingerprints_s", "of which audio checks and fingerprints, s", "", None),
       ("moving_files_into_the_library_s", "of which the import (tags, move, record), s", "", None)]),
