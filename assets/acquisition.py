@@ -13,21 +13,21 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import (
+from harmony_pipeline.acquisition.state import (
     claim_searches,
     imports_pending,
     still_claimed_searches,
     tracks_due_for_search,
 )
-from harmony_pipeline.audio_verification import verification_counts
-from harmony_pipeline.demand import wanted_changes
-from harmony_pipeline.download_attempts import RetryRules
-from harmony_pipeline.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
+from harmony_pipeline.acquisition.audio_verification import verification_counts
+from harmony_pipeline.acquisition.demand import wanted_changes
+from harmony_pipeline.acquisition.download_attempts import RetryRules
+from harmony_pipeline.acquisition.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
-from harmony_pipeline.library_scan import adopted_keys
-from harmony_pipeline.quality import parse_quality
-from harmony_pipeline.soulseek_search import (
+from harmony_pipeline.acquisition.import_flow import ImportSetup, import_downloads, imports_to_do
+from harmony_pipeline.library.scan import adopted_keys
+from harmony_pipeline.library.quality import parse_quality
+from harmony_pipeline.acquisition.search import (
     SEARCH_STEP_SECONDS,
     SearchPipeline,
     SearchSession,
@@ -35,7 +35,7 @@ from harmony_pipeline.soulseek_search import (
     group_by_album,
     record_decisions,
 )
-from harmony_pipeline.spotify_cache import SpotifyCache
+from harmony_pipeline.spotify.cache import SpotifyCache
 from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.musicbrainz import MusicBrainzResource

@@ -165,7 +165,7 @@ def test_downloads_start_while_the_searches_of_the_batch_go_on(acquisition_sandb
                                                                monkeypatch):
     """A run that downloads enqueues each decided track at once, before the batch's last search. (A run of
     the search alone enqueues nothing: test_playlist_ends_in_library_or_visible_failure relies on it.)"""
-    import harmony_pipeline.soulseek_search as soulseek_search
+    import harmony_pipeline.acquisition.search as soulseek_search
 
     monkeypatch.setattr(soulseek_search, "DECISION_FLUSH_SECONDS", 0.5)
     slskd = acquisition_sandbox.emulator("slskd")

@@ -16,14 +16,14 @@ import pytest
 import soundfile
 
 from harmony_pipeline import storage
-from harmony_pipeline.artwork import embed_cover, existing_cover_bytes
-from harmony_pipeline.download_attempts import RetryRules
-from harmony_pipeline.import_flow import ImportSetup, import_downloads, imports_to_do
-from harmony_pipeline.library_import import inspect_audio
-from harmony_pipeline.library_scan import scan_library
-from harmony_pipeline.quality import parse_quality
-from harmony_pipeline.tagging import TrackTags, read_tags, write_tags
-from harmony_pipeline.upgrades import (
+from harmony_pipeline.enrichment.artwork import embed_cover, existing_cover_bytes
+from harmony_pipeline.acquisition.download_attempts import RetryRules
+from harmony_pipeline.acquisition.import_flow import ImportSetup, import_downloads, imports_to_do
+from harmony_pipeline.acquisition.library_import import inspect_audio
+from harmony_pipeline.library.scan import scan_library
+from harmony_pipeline.library.quality import parse_quality
+from harmony_pipeline.enrichment.tagging import TrackTags, read_tags, write_tags
+from harmony_pipeline.library.upgrades import (
     UpgradeReport,
     UpgradeSetup,
     load_upgrades,
@@ -119,7 +119,7 @@ def test_a_replaced_file_left_behind_is_removed_once_and_never_one_the_library_u
                      "'Band/Record/01 Song.flac.mp3', 'Band/Record/01 Song.mp3', 1, ?, ?)",
                      [KEY, now, now + timedelta(days=7)])
     setup = _setup(database, library, downloads, tmp_path)
-    from harmony_pipeline.upgrades import settle_upgrades
+    from harmony_pipeline.library.upgrades import settle_upgrades
     report = UpgradeReport()
     settle_upgrades(setup, report)
     assert report.removed == ["Band/Record/01 Song.mp3"] and not Path(stale).exists() and new.is_file()
@@ -183,7 +183,7 @@ def test_an_in_place_replacement_a_crash_interrupted_is_finished_without_a_secon
                      "local_path, from_quality, to_quality, attempts, updated_at, claimed_by) VALUES (?, 'replacing', "
                      "?, ?, 'peer', 'Song.mp3', ?, 'mp3 96 kbps', 'mp3 320 kbps', 1, ?, ?)",
                      [KEY, relative, relative, str(download), now, f"{socket.gethostname()}:4194304:1"])  # dead
-    from harmony_pipeline.upgrades import settle_upgrades
+    from harmony_pipeline.library.upgrades import settle_upgrades
     report = UpgradeReport()
     settle_upgrades(_setup(database, library, downloads, tmp_path), report)
     assert len(report.replaced) == 1 and report.failed == [] and report.removed == []

@@ -22,14 +22,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import import_due, load_downloads, save_download
+from harmony_pipeline.acquisition.state import import_due, load_downloads, save_download
 from harmony_pipeline.claims import process_token
 from harmony_pipeline.crashpoints import crashpoint
-from harmony_pipeline.download_attempts import RetryRules
-from harmony_pipeline.download_flow import block_candidate, fail_attempt, matched_candidates
-from harmony_pipeline.import_tags import TaggingError, basic_tags, tag_in_place_atomically
-from harmony_pipeline.library_scan import LibraryIndex, file_path
-from harmony_pipeline.library_import import (
+from harmony_pipeline.acquisition.download_attempts import RetryRules
+from harmony_pipeline.acquisition.download_flow import block_candidate, fail_attempt, matched_candidates
+from harmony_pipeline.library.import_tags import TaggingError, basic_tags, tag_in_place_atomically
+from harmony_pipeline.library.scan import LibraryIndex, file_path
+from harmony_pipeline.acquisition.library_import import (
     AudioCheckError,
     AudioInfo,
     check_download,
@@ -37,7 +37,7 @@ from harmony_pipeline.library_import import (
     inspect_audio,
     quarantine,
 )
-from harmony_pipeline.library_paths import TrackNaming, render_library_path, resolve_inside, same_content, unique_destination
+from harmony_pipeline.library.paths import TrackNaming, render_library_path, resolve_inside, same_content, unique_destination
 
 IMPORT_RETRY = timedelta(minutes=10)  # an import that failed on our side is tried again after this
 

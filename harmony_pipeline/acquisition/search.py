@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import still_claimed_searches
+from harmony_pipeline.acquisition.state import still_claimed_searches
 from harmony_pipeline.matching import WantedTrack, build_album_query, build_queries, rank
 from harmony_pipeline.library.quality import QualityProfile
 from harmony_pipeline.acquisition.search_budget import seconds_until_allowed

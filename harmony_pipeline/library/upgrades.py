@@ -37,31 +37,31 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition_state import searches_due
-from harmony_pipeline.artwork import ArtworkError, embed_cover, existing_cover, existing_cover_bytes
-from harmony_pipeline.audio_verification import verify_download
-from harmony_pipeline.backoff import next_attempt_at
+from harmony_pipeline.acquisition.state import searches_due
+from harmony_pipeline.enrichment.artwork import ArtworkError, embed_cover, existing_cover, existing_cover_bytes
+from harmony_pipeline.acquisition.audio_verification import verify_download
+from harmony_pipeline.acquisition.backoff import next_attempt_at
 from harmony_pipeline.claims import claim_is_live, process_token
 from harmony_pipeline.crashpoints import crashpoint
-from harmony_pipeline.download_flow import (
+from harmony_pipeline.acquisition.download_flow import (
     MISSING_GRACE,
     QUEUE_GIVE_UP,
     belongs_to_attempt,
     local_file,
     newest_transfers,
 )
-from harmony_pipeline.import_tags import read_spotify_id, tag_in_place_atomically
-from harmony_pipeline.library_import import (
+from harmony_pipeline.library.import_tags import read_spotify_id, tag_in_place_atomically
+from harmony_pipeline.acquisition.library_import import (
     AudioCheckError,
     _copy_into_place,
     check_download,
     inspect_audio,
     quarantine,
 )
-from harmony_pipeline.library_paths import resolve_inside, same_content, unique_destination
-from harmony_pipeline.quality import QualityProfile
-from harmony_pipeline.soulseek_search import SearchSession, decide_match
-from harmony_pipeline.tagging import TaggingError, read_tags
+from harmony_pipeline.library.paths import resolve_inside, same_content, unique_destination
+from harmony_pipeline.library.quality import QualityProfile
+from harmony_pipeline.acquisition.search import SearchSession, decide_match
+from harmony_pipeline.enrichment.tagging import TaggingError, read_tags
 
 RECHECK_AFTER = timedelta(days=7)  # no better file found: look again after this
 FAILED_RETRY_BASE_SECONDS = 1800  # a failed upgrade waits 1 h, 2 h, 4 h… (backoff.py: 2^min(attempts, 6) × this)
