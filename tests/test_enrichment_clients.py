@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from urllib3.util.retry import Retry
 
-from assets.enrichment import download_first_image
+from harmony_pipeline.enrichment.artwork_flow import download_first_image
 from harmony_pipeline import storage
 from harmony_pipeline.enrichment.artwork import measure_image
 from harmony_pipeline.http_cache import MISS_TTL, USER_AGENT, HttpCache, retrying_session
