@@ -11,36 +11,34 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
-from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
+from assets.common import NETWORK_RETRY, activity_metadata, table_preview
 from harmony_pipeline import storage
-from harmony_pipeline.acquisition.state import (
-    claim_searches,
-    imports_pending,
-    still_claimed_searches,
-    tracks_due_for_search,
-)
-from harmony_pipeline.acquisition.audio_verification import verification_counts
 from harmony_pipeline.acquisition.demand import wanted_changes
-from harmony_pipeline.acquisition.download_attempts import RetryRules
-from harmony_pipeline.acquisition.download_flow import DownloadSetup, blocked_candidates, reconcile_transfers, start_due_downloads
-from harmony_pipeline.http_cache import HttpCache
+from harmony_pipeline.acquisition.download_flow import reconcile_transfers, start_due_downloads
 from harmony_pipeline.acquisition.import_flow import ImportSetup, import_downloads, imports_to_do
-from harmony_pipeline.library.scan import adopted_keys
-from harmony_pipeline.library.quality import parse_quality
-from harmony_pipeline.acquisition.search import (
-    SEARCH_STEP_SECONDS,
-    SearchPipeline,
-    SearchSession,
-    decide_groups,
-    group_by_album,
-    record_decisions,
+from harmony_pipeline.acquisition.steps import (
+    SearchStep,
+    claim_due_searches,
+    count_by,
+    decision_rows,
+    disc_totals,
+    download_setup,
+    downloads_summary,
+    retry_rules,
+    search_and_decide,
+    track_labels,
 )
+from harmony_pipeline.http_cache import HttpCache
+from harmony_pipeline.library.quality import parse_quality
+from harmony_pipeline.library.scan import adopted_keys
 from harmony_pipeline.spotify.cache import SpotifyCache
 from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
-from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyResource
+from resources.spotify import SpotifyResource
+
+OWNERS = ["team:acquisition"]
 
 
 @asset(
@@ -48,6 +46,9 @@ from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyResource
     deps=[AssetKey("playlist_tracks"), AssetKey("backfilled_tracks"), AssetKey("artist_releases"),
           AssetKey("library_scan")],
     output_required=False,
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    tags={"concern": "acquisition"},
     description="Every demanded track not yet in the library, identified by ISRC or artist + title + duration.",
 )
 def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pipeline: PipelineSettings):
@@ -71,7 +72,8 @@ def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pip
             "newly_wanted": len(newly_wanted),
             "demand_rows": changes.demand_rows,
             "rows_written": len(changes.rows),
-            "new": MetadataValue.md(markdown_table(newly_wanted)),
+            "new": table_preview(newly_wanted),
+            "dagster/row_count": sum(counts.values()),
         }
     )
 
@@ -82,6 +84,9 @@ def wanted_tracks(context: AssetExecutionContext, database: HarmonyDatabase, pip
     deps=[wanted_tracks],
     retry_policy=NETWORK_RETRY,
     output_required=False,
+    kinds={"soulseek", "duckdb"},
+    owners=OWNERS,
+    tags={"concern": "acquisition"},
     description="Soulseek search and ranking per wanted track: best match, score, reasons, runner-ups. When the "
                 "run includes `downloads`, a matched track's download is started as soon as it is decided.",
 )
@@ -92,75 +97,47 @@ def soulseek_matches(
     folders: LibraryFolders,
     pipeline: PipelineSettings,
 ):
-    with database.connect() as conn, storage.transaction(conn):  # claimed: an overlapping run skips them
-        todo = claim_searches(conn, tracks_due_for_search(conn, storage.utcnow()), storage.utcnow())
-        blocked = blocked_candidates(conn)
+    todo, blocked = claim_due_searches(database)
     if not todo:
         context.log.info("no wanted track is due for a search")
         return
     client = slskd.get_client()
-    session = SearchSession(search=None, database=database, limit=pipeline.search_limit,
-                            window_seconds=pipeline.search_window_seconds, log=context.log)
-    # Creations spread evenly over the budget's window; after SEARCH_STEP_SECONDS the rest is left to the next run.
-    searches = SearchPipeline(client, session, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds,
-                              spacing_seconds=pipeline.search_window_seconds / pipeline.search_limit,
-                              max_seconds=SEARCH_STEP_SECONDS)
-    quality = parse_quality(pipeline.quality) if pipeline.quality else None
-    labels = {row["wanted_key"]: f"{row['artist']} – {row['title']}" for row in todo}
     # Downloads start as soon as their track is decided, when this run is to download at all.
     # (The assets this run executes: the job's, narrowed by a sensor's or the UI's selection.)
     downloading = folders.downloads_dir and AssetKey("downloads") in context.job_def.asset_layer.executable_asset_keys
-    setup = _download_setup(context, client, database, folders, pipeline) if downloading else None
-    recorded, enqueued = [], 0
-
-    def decided(batch: list[dict]) -> None:  # written, and their downloads started, while searches go on
-        nonlocal enqueued
-        recorded.extend(record_decisions(database, batch, labels))
-        matched = {d["wanted_key"] for d in batch if d["status"] == "matched"}
-        if setup is not None and matched:
-            enqueued += start_due_downloads(setup, only=matched)
-
-    # One search per album when several of its tracks are wanted; several searches in flight at once.
-    decide_groups(searches, group_by_album(todo), blocked, quality, on_decided=decided)
-    with database.connect(read_only=True) as conn:
-        counts = dict(conn.execute("SELECT status, count(*) FROM soulseek_matches GROUP BY status").fetchall())
-    table = [{"track": labels[d["wanted_key"]], "decision": d["status"], "score": d["score"],
-              "file": (d["filename"] or "").split("\\")[-1], "reasons": "; ".join(d["reasons"] or [])}
-             for d in recorded]
+    step = SearchStep(client, database, pipeline.search_limit, pipeline.search_window_seconds, slskd.search_timeout_ms,
+                      slskd.poll_seconds, parse_quality(pipeline.quality) if pipeline.quality else None,
+                      download_setup(client, database, folders, pipeline, context.log) if downloading else None,
+                      context.log)
+    session = search_and_decide(step, todo, blocked)
+    recorded, stored = step.recorded, count_by(database, "soulseek_matches", "status")
     yield MaterializeResult(
         metadata={
             "decided": len(recorded),
             "matched": sum(1 for d in recorded if d["status"] == "matched"),
             "no_match": sum(1 for d in recorded if d["status"] == "no_match"),
             "deferred_by_budget": sum(1 for d in recorded if d["status"] == "deferred"),
-            "downloads_started": enqueued,
+            "downloads_started": step.enqueued,
             "searches": session.searches,
             "slskd_seconds": round(client.seconds_spent, 2),
             "search_cache_hits": session.cache_hits,
-            "matched_total": counts.get("matched", 0),
-            "decisions": MetadataValue.md(markdown_table(table)),
+            "matched_total": stored.get("matched", 0),
+            "decisions": table_preview(decision_rows(recorded, track_labels(todo))),
+            "dagster/row_count": sum(stored.values()),
             **activity_metadata(context, database),
         }
     )
 
 
 # --- downloads -----------------------------------------------------------------------------------
-def _rules(pipeline: PipelineSettings) -> RetryRules:
-    return RetryRules(pipeline.retry_max_attempts, pipeline.retry_base_seconds, pipeline.retry_jitter_pct)
-
-
-def _download_setup(context, client, database, folders: LibraryFolders, pipeline: PipelineSettings,
-                    verifier=None) -> DownloadSetup:
-    return DownloadSetup(client=client, database=database, downloads_dir=Path(folders.downloads_dir),
-                         remote_downloads_dir=folders.remote_downloads_dir, quarantine_dir=folders.quarantine,
-                         rules=_rules(pipeline), log=context.log, verifier=verifier)
-
-
 @asset(
     group_name="acquisition",
     deps=[soulseek_matches],
     retry_policy=NETWORK_RETRY,
     output_required=False,
+    kinds={"soulseek", "acoustid", "duckdb"},
+    owners=OWNERS,
+    tags={"concern": "acquisition"},
     description="slskd transfers of the best candidates, finished files verified (decodable, right length); "
                 "failures retried with backoff, then dead-lettered.",
 )
@@ -176,21 +153,15 @@ def downloads(
     if not folders.downloads_dir:
         raise Failure("SLSKD_DOWNLOADS_DIR is not set: the pipeline must read the files slskd downloads "
                       "(set it to slskd's downloads folder as this machine sees it)")
-    setup = _download_setup(
-        context, slskd.get_client(), database, folders, pipeline,
-        verifier=acoustid.get_verifier(musicbrainz.get_client(HttpCache(database.path)), HttpCache(database.path)))
+    verifier = acoustid.get_verifier(musicbrainz.get_client(HttpCache(database.path)), HttpCache(database.path))
+    setup = download_setup(slskd.get_client(), database, folders, pipeline, context.log, verifier)
     # Enqueue and reconcile once: transfers take minutes, and download_transfer_sensor asks for the
     # follow-up run when they finish or a retry falls due. No step sleeps waiting for a peer.
     started = start_due_downloads(setup)
     settled = reconcile_transfers(setup)
-    with database.connect(read_only=True) as conn:
-        states = dict(conn.execute("SELECT state, count(*) FROM downloads GROUP BY state").fetchall())
-        to_import = imports_pending(conn)
-        verification = verification_counts(conn)
-        recent = storage.fetch_dicts(
-            conn, "SELECT w.artist || ' – ' || w.title AS track, d.state, d.attempts, d.verification, d.last_error "
-            "FROM downloads d JOIN wanted_tracks w USING (wanted_key) ORDER BY d.updated_at DESC LIMIT 30")
-    if not (started or settled["succeeded"] or settled["failed"] or to_import):
+    summary = downloads_summary(database)
+    states = summary.states
+    if not (started or settled["succeeded"] or settled["failed"] or summary.to_import):
         context.log.info(f"nothing to enqueue or settle; {settled['in_flight']} transfers in flight")
         return
     yield MaterializeResult(
@@ -200,36 +171,26 @@ def downloads(
             "finished": settled["succeeded"],
             "failed_attempts": settled["failed"],
             "downloading": states.get("downloading", 0) + states.get("enqueuing", 0),
-            "awaiting_import": to_import,
+            "awaiting_import": summary.to_import,
             "retry_scheduled": states.get("retry", 0),
             "dead_letter": states.get("dead_letter", 0),
             "imported_total": states.get("imported", 0),
-            "audio_verification": MetadataValue.json(verification),
-            "latest": MetadataValue.md(markdown_table(recent)),
+            "audio_verification": MetadataValue.json(summary.verification),
+            "latest": table_preview(summary.recent),
+            "dagster/row_count": sum(states.values()),
             **activity_metadata(context, database),
         }
     )
 
 
 # --- library ---------------------------------------------------------------------------------------
-def _disc_totals(lookups: SpotifyCache, album_ids: set[str], log) -> dict[str, int]:
-    """Number of discs per album (decides `{disc_prefix}`), from the album answers in the lookup cache."""
-    totals = {}
-    for album_id in sorted(album_ids):
-        try:
-            totals[album_id] = lookups.disc_total(album_id)
-        except SpotifyNotFound:
-            continue
-        except SpotifyError as error:
-            log.warning(f"disc count unavailable ({error}); using the disc numbers at hand")
-            break
-    return totals
-
-
 @asset(
     group_name="acquisition",
     deps=[downloads],
     output_required=False,
+    kinds={"python", "spotify", "duckdb"},
+    owners=OWNERS,
+    tags={"concern": "acquisition"},
     description="Verified downloads moved atomically into the library by HARMONY_PATH_TEMPLATE.",
 )
 def library_tracks(
@@ -244,15 +205,15 @@ def library_tracks(
         context.log.info("no finished download awaits the import")
         return
     with SpotifyCache(spotify, HttpCache(database.path)) as lookups:
-        disc_totals = _disc_totals(lookups, {r["album_id"] for r in rows if r.get("album_id")}, context.log)
+        discs = disc_totals(lookups, {r["album_id"] for r in rows if r.get("album_id")}, context.log)
     setup = ImportSetup(database=database, library_root=folders.library, path_template=folders.path_template,
-                        quarantine_dir=folders.quarantine, rules=_rules(pipeline), log=context.log,
+                        quarantine_dir=folders.quarantine, rules=retry_rules(pipeline), log=context.log,
                         downloads_dir=Path(folders.downloads_dir) if folders.downloads_dir else None)
-    report = import_downloads(setup, rows, disc_totals)
+    report = import_downloads(setup, rows, discs)
     if report.errors:
         raise Failure(f"{len(report.errors)} verified downloads could not be moved into the library "
                       f"(they stay in the downloads folder and are retried): {report.errors[0]}",
-                      metadata={"errors": MetadataValue.md(markdown_table([{"error": e} for e in report.errors]))})
+                      metadata={"errors": table_preview([{"error": e} for e in report.errors])})
     with database.connect(read_only=True) as conn:
         total = conn.execute("SELECT count(*) FROM library_tracks").fetchone()[0]
     imported = [{"track": f"{r['artist']} – {r['title']}", "path": r["path"], "format": r["format"],
@@ -263,10 +224,11 @@ def library_tracks(
             "quarantined": len(report.rejected),
             "superseded": len(report.superseded),
             "library_size": total,
+            "dagster/row_count": total,
             "spotify_requests": lookups.requests,
             "spotify_cache_hits": lookups.hits,
-            "imported_files": MetadataValue.md(markdown_table(imported)),
-            "quarantined_files": MetadataValue.md(markdown_table(report.rejected)),
+            "imported_files": table_preview(imported),
+            "quarantined_files": table_preview(report.rejected),
             **activity_metadata(context, database),
         }
     )

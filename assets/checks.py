@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import mutagen
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 
-from assets.common import markdown_table
+from assets.common import table_preview
 from harmony_pipeline import storage
 from harmony_pipeline.spotify.playlist_sync import STALE_AFTER, is_stale
 from resources.database import HarmonyDatabase, LibraryFolders
@@ -91,7 +91,7 @@ def playlists_fresh(database: HarmonyDatabase) -> AssetCheckResult:
         rows = storage.fetch_dicts(conn, "SELECT * FROM spotify_playlists ORDER BY playlist_id")
     failing, forbidden = stale_playlists(rows, storage.utcnow())
     metadata = {"playlists": len(rows), "stale_or_error": len(failing), "forbidden": len(forbidden),
-                "problems": MetadataValue.md(markdown_table(failing + forbidden))}
+                "problems": table_preview(failing + forbidden)}
     if failing:
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata=metadata,
                                 description=f"{len(failing)} playlist(s) stale or failing")
@@ -113,7 +113,7 @@ def no_dead_letters(database: HarmonyDatabase) -> AssetCheckResult:
         passed=not dead,
         severity=AssetCheckSeverity.ERROR,
         description=f"{len(dead)} download(s) dead-lettered" if dead else "no dead letters",
-        metadata={"dead_letter": len(dead), "dead_letters": MetadataValue.md(markdown_table(dead))},
+        metadata={"dead_letter": len(dead), "dead_letters": table_preview(dead)},
     )
 
 
@@ -129,7 +129,7 @@ def library_integrity(database: HarmonyDatabase, folders: LibraryFolders) -> Ass
         description=f"{len(problems)} of {len(paths)} file(s) missing or unreadable" if problems
         else f"{len(paths)} file(s) present and readable",
         metadata={"files": len(paths), "problems": len(problems),
-                  "problem_files": MetadataValue.md(markdown_table(problems))},
+                  "problem_files": table_preview(problems)},
     )
 
 
@@ -150,7 +150,7 @@ def build_enrichment_coverage_check(parts: Sequence[str]):
             description=f"below {COVERAGE_THRESHOLD:.0%}: {', '.join(low)}" if low
             else "coverage fine" if coverage else "no enrichment tables yet",
             metadata={**{f"{part}_share": round(share, 4) for part, share in shares.items()},
-                      "coverage": MetadataValue.md(markdown_table(table))},
+                      "coverage": table_preview(table)},
         )
 
     return enrichment_coverage_check

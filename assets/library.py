@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from assets.common import NETWORK_RETRY, activity_metadata, markdown_table
+from assets.common import NETWORK_RETRY, activity_metadata, table_preview
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.library.scan import scan_library
 from harmony_pipeline.library.playlist_files import write_playlist_files
@@ -30,9 +30,14 @@ from resources.database import HarmonyDatabase, LibraryFolders, PipelineSettings
 from resources.musicbrainz import MusicBrainzResource
 from resources.slskd import SlskdResource
 
+OWNERS = ["team:library"]
+
 
 @asset(
     group_name="catalog",
+    kinds={"python", "duckdb"},
+    owners=OWNERS,
+    tags={"concern": "library"},
     description="Audio files already in HARMONY_LIBRARY_DIR and HARMONY_EXTRA_LIBRARY_DIRS, identified by "
                 "ISRC or artist + title + length; read only, incremental by size + mtime.",
 )
@@ -60,12 +65,15 @@ def library_scan(context: AssetExecutionContext, database: HarmonyDatabase,
         "identified": sum(1 for r in report.changed_rows if r["identified_by"] != "none"),
         "missing_folders": MetadataValue.json(report.missing_roots),
         "seconds": round(report.seconds, 3),
-        "changed_files": MetadataValue.md(markdown_table(sample)),
+        "changed_files": table_preview(sample),
     })
 
 
 @asset(
     group_name="enrichment",
+    kinds={"python", "duckdb"},
+    owners=OWNERS,
+    tags={"concern": "library"},
     deps=[AssetKey("playlist_tracks"), AssetKey("library_tracks"), library_scan],
     output_required=False,
     # Also before the pipeline imported anything (library_tracks materializes only when it imports):
@@ -85,12 +93,15 @@ def playlist_files(context: AssetExecutionContext, database: HarmonyDatabase, fo
         "unchanged": report.unchanged,
         "removed": len(report.removed),
         "folder": str(folders.playlists),
-        "playlists": MetadataValue.md(markdown_table(report.summary)),
+        "playlists": table_preview(report.summary),
     })
 
 
 @asset(
     group_name="acquisition",
+    kinds={"soulseek", "acoustid", "duckdb"},
+    owners=OWNERS,
+    tags={"concern": "library"},
     deps=[AssetKey("library_tracks")],
     retry_policy=NETWORK_RETRY,
     output_required=False,
@@ -117,7 +128,7 @@ def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, acous
     yield MaterializeResult(metadata={
         "searched": report.searched, "enqueued": report.enqueued, "no_better": report.no_better,
         "replaced": len(report.replaced), "failed": len(report.failed), "old_files_removed": len(report.removed),
-        "upgrades": MetadataValue.md(markdown_table(report.replaced + report.failed)),
+        "upgrades": table_preview(report.replaced + report.failed),
         **activity_metadata(context, database),
     })
 

@@ -83,6 +83,21 @@ BENCHMARKS = [
      [("searches_per_min", "searches/min", "≥ 9 (the budget's 9.27)", lambda v: v >= 9),
       ("searches", "searches in the window", "", None), ("window_minutes", "window, min", "", None),
       ("status_polls_per_search", "status polls per search", "", None)]),
+    ("profile", "Where an acquisition run's time goes (150 tracks under cProfile; seconds, cumulative)",
+     ["benchmarks/profile_acquisition.py", "--tracks", "150", "--albums", "3"],
+     ["benchmarks/profile_acquisition.py", "--tracks", "30", "--albums", "1"],
+     [("steps_s", "the four acquisition steps, s", "", None),
+      ("soulseek_matches_s", "soulseek_matches (searches, decisions, downloads started), s", "", None),
+      ("downloads_s", "downloads (reconcile, verify), s", "", None),
+      ("library_tracks_s", "library_tracks (tag, move, record), s", "", None),
+      ("sleeping_s", "of which sleeping (slskd's pace, polls, rate limits), s", "", None),
+      ("waiting_on_sockets_s", "of which waiting on HTTP answers, s", "", None),
+      ("DuckDB_connect_s", "of which opening DuckDB connections, s", "", None),
+      ("DuckDB_close_s", "of which closing DuckDB connections, s", "", None),
+      ("DuckDB_statements_s", "of which DuckDB statements, s", "", None),
+      ("ranking_candidates_s", "of which ranking candidates, s", "", None),
+      ("audio_checks_and_fingerprints_s", "of which audio checks and fingerprints, s", "", None),
+      ("moving_files_into_the_library_s", "of which the import (tags, move, record), s", "", None)]),
 ]
 
 

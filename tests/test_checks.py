@@ -51,7 +51,8 @@ def test_playlists_fresh_passes_warns_and_fails(database):
     _put(database, "spotify_playlists", [_playlist("p3", "fresh", timedelta(hours=5))], ["playlist_id"])
     failed = playlists_fresh(database=database)
     assert (failed.passed, failed.severity) == (False, AssetCheckSeverity.ERROR)
-    assert failed.metadata["stale_or_error"].value == 1 and "List p3" in failed.metadata["problems"].value
+    assert failed.metadata["stale_or_error"].value == 1
+    assert "List p3" in [r.data["playlist"] for r in failed.metadata["problems"].value.records]
 
 
 def test_playlists_fresh_fails_on_error_status(database):
@@ -75,8 +76,8 @@ def test_no_dead_letters(database):
     _put(database, "downloads", [_download("k1", "dead_letter", "Rejected: Too many files")], ["wanted_key"])
     result = no_dead_letters(database=database)
     assert not result.passed and result.metadata["dead_letter"].value == 1
-    table = result.metadata["dead_letters"].value
-    assert "Sigur Rós – Hoppípolla" in table and "Rejected: Too many files" in table
+    [row] = [r.data for r in result.metadata["dead_letters"].value.records]
+    assert (row["track"], row["last_error"]) == ("Sigur Rós – Hoppípolla", "Rejected: Too many files")
 
 
 def _library_row(key: str, path: str, imported_ago: timedelta = timedelta(days=1)) -> dict:
@@ -102,10 +103,10 @@ def test_library_integrity_missing_corrupt_and_escaping_files(database, tmp_path
     _put(database, "library_tracks", [_library_row("x", "../elsewhere.mp3")], ["wanted_key"])
     failed = library_integrity(database=database, folders=folders)
     assert not failed.passed and failed.metadata["problems"].value == 3
-    problems = failed.metadata["problem_files"].value
-    assert "Artist/c.mp3 | missing" in problems
-    assert "Artist/d.ogg | unreadable" in problems or "Artist/d.ogg | not a recognised" in problems
-    assert "../elsewhere.mp3 | outside the library folder" in problems
+    problems = {r.data["path"]: r.data["problem"] for r in failed.metadata["problem_files"].value.records}
+    assert problems["Artist/c.mp3"] == "missing"
+    assert problems["Artist/d.ogg"].startswith(("unreadable", "not a recognised"))
+    assert problems["../elsewhere.mp3"] == "outside the library folder"
     assert "a.mp3" not in problems
 
 
@@ -159,6 +160,8 @@ def test_checks_run_in_the_same_run_as_their_asset(sandbox, harmony_env, instanc
     metadata = {e.asset_key.to_user_string(): e.materialization.metadata
                 for e in result.get_asset_materialization_events()}
     assert metadata["spotify_playlists"]["activity_events"].value == 1
-    assert "playlists_checked" in metadata["spotify_playlists"]["activity"].value
-    assert "sync_completed" in metadata["playlist_tracks"]["activity"].value
-    assert "playlists_checked" not in metadata["playlist_tracks"]["activity"].value
+    def types(asset: str) -> list[str]:
+        return [record.data["type"] for record in metadata[asset]["activity"].value.records]
+
+    assert types("spotify_playlists") == ["playlists_checked"]
+    assert "sync_completed" in types("playlist_tracks") and "playlists_checked" not in types("playlist_tracks")

@@ -31,6 +31,17 @@ DESIGN_DEPENDENCIES = {
     "track_metadata": {"library_tracks"}, "track_artwork": {"library_tracks"}, "track_lyrics": {"library_tracks"},
 }
 
+# What each step talks to, shown in the lineage as asset kinds (issue 14).
+DESIGN_KINDS = {
+    "spotify_playlists": {"spotify", "duckdb"}, "playlist_tracks": {"spotify", "duckdb"},
+    "free_ingest_items": {"python", "duckdb"}, "backfilled_tracks": {"spotify", "duckdb"},
+    "watchlist_artists": {"spotify", "duckdb"}, "artist_releases": {"spotify", "duckdb"},
+    "library_scan": {"python", "duckdb"}, "wanted_tracks": {"polars", "duckdb"},
+    "soulseek_matches": {"soulseek", "duckdb"}, "downloads": {"soulseek", "acoustid", "duckdb"},
+    "library_tracks": {"python", "spotify", "duckdb"}, "playlist_files": {"python", "duckdb"},
+    "track_metadata": {"spotify", "musicbrainz", "duckdb"},
+    "track_artwork": {"coverartarchive", "spotify", "musicbrainz", "duckdb"}, "track_lyrics": {"lrclib", "duckdb"},
+}
 
 def design_graph(*, artwork: bool, lyrics: bool) -> tuple[dict[str, str], dict[str, set[str]]]:
     """(asset → group, asset → upstream assets) of design.md §3 for the given flags."""
@@ -102,3 +113,13 @@ def test_a_concern_clashing_with_a_shared_resource_key_is_refused(tmp_path, monk
                         (*definitions.CONCERN_MODULES, type("clashing", (), {"wiring": staticmethod(clashing)})))
     with pytest.raises(DagsterInvariantViolationError, match="'database'"):
         build_definitions(load_settings({"HARMONY_DATA_DIR": str(tmp_path / "clash")}))
+
+
+def test_every_asset_names_what_it_talks_to_its_owner_and_concern(tmp_path):
+    env = {"HARMONY_DATA_DIR": str(tmp_path), "ENABLE_ARTWORK": "1", "ENABLE_LYRICS": "1"}
+    graph = build_definitions(load_settings(env)).resolve_asset_graph()
+    nodes = {key.to_user_string(): graph.get(key) for key in graph.materializable_asset_keys}
+    assert {name: set(node.kinds) for name, node in nodes.items()} == DESIGN_KINDS
+    for name, node in nodes.items():
+        assert node.owners and all(owner.startswith("team:") for owner in node.owners), name
+        assert node.tags.get("concern"), name

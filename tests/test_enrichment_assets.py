@@ -13,7 +13,8 @@ import soundfile
 from dagster import DagsterInstance, build_schedule_context, materialize
 
 import assets.enrichment as enrichment
-from assets.enrichment import FAILURE_COOLDOWN, MISS_COOLDOWN, track_artwork, track_lyrics, track_metadata, wiring
+from assets.enrichment import track_artwork, track_lyrics, track_metadata, wiring
+from harmony_pipeline.enrichment.batch import FAILURE_COOLDOWN, MISS_COOLDOWN
 from harmony_pipeline import storage
 from harmony_pipeline.enrichment.artwork import embed_cover, existing_cover, measure_image
 from harmony_pipeline.definitions import build_resources

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from urllib3.util.retry import Retry
 
-from assets.enrichment import download_first_image
+from harmony_pipeline.enrichment.artwork_flow import download_first_image
 from harmony_pipeline.enrichment.artwork import measure_image
 from harmony_pipeline.http_cache import MISS_TTL, USER_AGENT, HttpCache
 from harmony_pipeline.sandbox.catalog import build_catalog

@@ -200,7 +200,7 @@ def test_sensor_leaves_large_files_to_a_run_and_metadata_shows_only_previews(tmp
         meta = {k: v.value for k, v in result.asset_materializations_for_node("free_ingest_items")[0].metadata.items()}
         assert meta["inbox_files_taken"] == 1 and not large.exists()
         assert meta["items"] == 40_001
-        table = meta["skipped_lines"]
+        table = "\n".join(" | ".join(str(v) for v in record.data.values()) for record in meta["skipped_lines"].records)
         assert "NoSeparatorHere" in table and "x" * 60 not in table
         assert "\x1b" not in table and "\x07" not in table
         logged = "".join(str(event) for event in instance.all_logs(result.run_id))

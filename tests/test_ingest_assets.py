@@ -15,9 +15,9 @@ from conftest import materialize_assets, pipeline_environment, settle_acquisitio
 from dagster import build_sensor_context
 from test_ingest_cli import UNKNOWN_LINE, _plain_tracks, write_corpus
 
-from assets.ingest import ARTIST_LINK_REASON
+from harmony_pipeline.ingest.resolve import ARTIST_LINK_REASON
 from assets.ingest import wiring as ingest_wiring
-from assets.playlists import FORBIDDEN_REASON
+from harmony_pipeline.spotify.playlist_flow import FORBIDDEN_REASON
 from harmony_pipeline import storage
 from harmony_pipeline.cli.main import main
 from harmony_pipeline.http_cache import HttpCache

@@ -54,6 +54,9 @@ class SearchSession:
     cache_hits: int = 0
     deferred: bool = False
     budget_free_at: datetime | None = None  # when the spent budget lets the next search start
+    # Fresh cached queries, read once per session; answers not yet written (written in batches).
+    _fresh: set[str] | None = field(default=None, init=False, repr=False)
+    _unstored: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def responses(self, query: str) -> list[dict] | None:
         """Responses for the query (fresh cache or a new search); None when the budget defers it."""
@@ -69,10 +72,22 @@ class SearchSession:
             self.sleep(wait + 0.05)
         responses = self.search(query)
         self.store(query, responses)
+        self.write_cache()
         return responses
 
     def cached(self, query: str) -> list[dict] | None:
+        """A fresh answer to the query from the cache; one connection per session for the keys, one
+        per hit for its answer (a DuckDB connection costs more than the query)."""
+        if query in self._unstored:
+            self.cache_hits += 1
+            return json.loads(self._unstored[query]["responses"])
         fresh_after = storage.utcnow() - SEARCH_CACHE_TTL
+        if self._fresh is None:
+            with self.database.connect(read_only=True) as conn:
+                self._fresh = {q for (q,) in conn.execute(
+                    "SELECT query FROM search_cache WHERE searched_at > ?", [fresh_after]).fetchall()}
+        if query not in self._fresh:
+            return None
         with self.database.connect(read_only=True) as conn:
             row = conn.execute("SELECT responses FROM search_cache WHERE query = ? AND searched_at > ?",
                                [query, fresh_after]).fetchone()
@@ -82,10 +97,21 @@ class SearchSession:
         return json.loads(row[0])
 
     def store(self, query: str, responses: list[dict]) -> None:
-        with self.database.connect() as conn:
-            storage.upsert(conn, "search_cache", [{
-                "query": query, "responses": json.dumps(responses, ensure_ascii=False),
-                "response_count": len(responses), "searched_at": storage.utcnow()}], key=["query"])
+        """Kept for `write_cache`, which writes every STORE_BATCH answers (and at the end of a batch)."""
+        self._unstored[query] = {"query": query, "responses": json.dumps(responses, ensure_ascii=False),
+                                 "response_count": len(responses), "searched_at": storage.utcnow()}
+        if len(self._unstored) >= STORE_BATCH:
+            self.write_cache()
+
+    def write_cache(self) -> None:
+        """Write the answers kept so far in one transaction. Lost in a crash, they only cost a new search."""
+        if not self._unstored:
+            return
+        with self.database.connect() as conn, storage.transaction(conn):
+            storage.upsert(conn, "search_cache", list(self._unstored.values()), key=["query"])
+        if self._fresh is not None:
+            self._fresh.update(self._unstored)
+        self._unstored.clear()
 
     def take_budget(self, query: str) -> float | None:
         """0 when one search was recorded in the shared budget (it may start now); otherwise the seconds
@@ -137,6 +163,12 @@ class SearchPipeline:
 
     def run(self, coroutines: list[Generator[str, list[dict] | None, Any]]) -> list[Any]:
         """Drive every coroutine to its end; returns their results in order."""
+        try:
+            return self._run(coroutines)
+        finally:
+            self.session.write_cache()  # what was searched stays searched, even when a step fails
+
+    def _run(self, coroutines: list[Generator[str, list[dict] | None, Any]]) -> list[Any]:
         results: list[Any] = [None] * len(coroutines)
         waiting: dict[str, list[int]] = defaultdict(list)  # query → coroutines waiting for it
         queue: list[str] = []  # queries to search, in the order they were asked
@@ -306,6 +338,9 @@ def match_steps(
 # One step searches for at most this long; the rest waits for the next run, which the sensor requests
 # at once. Imports of what finished meanwhile happen in between.
 SEARCH_STEP_SECONDS = 15 * 60
+# Search answers are written to the cache this many at a time: a DuckDB connection per answer costs more
+# than the search's own bookkeeping.
+STORE_BATCH = 25
 # Decisions are written (and their downloads started) in batches this far apart: one transaction per batch.
 DECISION_FLUSH_SECONDS = 10.0
 
