@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import requests
 import spotipy
 from requests.adapters import HTTPAdapter
+from requests_cache import DO_NOT_CACHE
 from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from urllib3.util.retry import Retry
 
@@ -132,7 +133,7 @@ def _retrying_session(cache: HttpCache | None = None, api_url: str = "",
         return retrying_session(_retry(), None, adapter=adapter)
     from harmony_pipeline.spotify.cache import expiry_patterns  # the per-endpoint expiry lives with the cache
 
-    return retrying_session(_retry(), None, cache=cache, expire_after=0,  # 0: what no pattern names is not kept
+    return retrying_session(_retry(), None, cache=cache, expire_after=DO_NOT_CACHE,  # what no pattern names
                             urls_expire_after=expiry_patterns(api_url), miss_expire_after=NOT_FOUND_TTL,
                             adapter=adapter)
 
