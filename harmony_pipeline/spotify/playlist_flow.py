@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from harmony_pipeline import storage
-from harmony_pipeline.service_errors import escapes_item
+from harmony_pipeline.service_errors import escapes_item, stops_asking
 from harmony_pipeline.spotify.liked_songs import is_liked, liked_playlist_row
 from harmony_pipeline.spotify.playlist_sync import PlaylistTrack, diff_playlist, sync_status, tracks_from_items
-from harmony_pipeline.spotify.client import SpotifyError, SpotifyForbidden, SpotifyNotAuthorised, SpotifyRateLimited
+from harmony_pipeline.spotify.client import SpotifyError, SpotifyForbidden
 
 FORBIDDEN_REASON = "not owned by the authorised user"
 PLAYLIST_COLUMNS = (
@@ -54,15 +54,12 @@ def check_playlists(api, playlist_ids: Sequence[str], log) -> list[dict]:
                 checked.append(liked_playlist_row(api.saved_tracks_page(), now))
                 continue
             playlist = api.playlist(playlist_id)  # the one request an unchanged playlist costs
-        except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
-            if escapes_item(error):
-                raise  # lifts soon: the step waits it out and retries
-            # Asking again for the other playlists would only prolong the limit or repeat the refusal.
-            log.warning(f"{error}; {len(playlist_ids) - index} playlists left for the next sync")
-            return checked + [error_row(pid, now, str(error)) for pid in playlist_ids[index:]]
         except SpotifyError as error:
             if escapes_item(error):
-                raise  # a 5xx or an outage: the step's retry policy tries again
+                raise  # a 5xx, an outage or a limit that lifts soon: the step retries
+            if stops_asking(error):  # asking for the others would prolong the limit or repeat the refusal
+                log.warning(f"{error}; {len(playlist_ids) - index} playlists left for the next sync")
+                return checked + [error_row(pid, now, str(error)) for pid in playlist_ids[index:]]
             log.warning(f"playlist {playlist_id}: {error}")
             checked.append(error_row(playlist_id, now, str(error)))
             continue
@@ -175,17 +172,14 @@ def sync_playlists(api, database, to_sync: Sequence[dict], log) -> SyncReport:
             log.warning(f"playlist {label}: {FORBIDDEN_REASON} (403); not retried")
             set_status(database, playlist_id, "forbidden", FORBIDDEN_REASON)
             continue
-        except (SpotifyRateLimited, SpotifyNotAuthorised) as error:
-            if escapes_item(error):
-                raise
-            log.warning(f"{error}; the remaining playlists wait for the next sync")
-            set_status(database, playlist_id, "error", str(error))
-            break
         except SpotifyError as error:
             if escapes_item(error):
                 raise
-            log.warning(f"playlist {label}: {error}")
             set_status(database, playlist_id, "error", str(error))
+            if stops_asking(error):
+                log.warning(f"{error}; the remaining playlists wait for the next sync")
+                break
+            log.warning(f"playlist {label}: {error}")
             continue
         tracks, skipped = tracks_from_items(items)
         report.totals["skipped_items"] += skipped
