@@ -3,7 +3,7 @@
 Each benchmark is its own script (run alone to reproduce one figure); this runner starts them one after
 another, reads the `RESULT {json}` line each prints last, and writes the date, the machine (cores,
 memory, Python, package versions) and every figure with its command and the issue-11 goal. It is never
-part of `make test`. Budget: under 20 minutes on 2 cores (the 1,000-track acquisition is capped at 11, the search window is 3).
+part of `make test`. Budget: under 20 minutes on 2 cores (the 1,000-track acquisition is capped at 10 min, the search window at 3).
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME ...] [--output FILE]
 
@@ -65,7 +65,7 @@ BENCHMARKS = [
       ("spotdl_style_baseline_false_accepts", "baseline false accepts", "", None)]),
     ("acquisition", "Sandbox acquisition of 1,000 tracks (24 twelve-track albums + singles), budget lifted, 0.5 s searches",
      ["benchmarks/acquisition_bench.py", "--tracks", "1000", "--albums", "24", "--search-seconds", "0.5",
-      "--budget", "100000/60", "--minutes", "11"],
+      "--budget", "100000/60", "--minutes", "10"],
      ["benchmarks/acquisition_bench.py", "--tracks", "40", "--albums", "2", "--search-seconds", "0.5",
       "--budget", "100000/60", "--minutes", "3"],
      [("tracks_per_min", "tracks/min", "≥ 300", lambda v: v >= 300), ("runs", "runs", "≤ 3", lambda v: v <= 3),
@@ -83,8 +83,8 @@ BENCHMARKS = [
      [("searches_per_min", "searches/min", "≥ 9 (the budget's 9.27)", lambda v: v >= 9),
       ("searches", "searches in the window", "", None), ("window_minutes", "window, min", "", None),
       ("status_polls_per_search", "status polls per search", "", None)]),
-    ("profile", "Where an acquisition run's time goes (150 tracks under cProfile; seconds, cumulative)",
-     ["benchmarks/profile_acquisition.py", "--tracks", "150", "--albums", "3"],
+    ("profile", "Where an acquisition run's time goes (100 tracks under cProfile; seconds, cumulative)",
+     ["benchmarks/profile_acquisition.py", "--tracks", "100", "--albums", "2"],
      ["benchmarks/profile_acquisition.py", "--tracks", "30", "--albums", "1"],
      [("steps_s", "the four acquisition steps, s", "", None),
       ("soulseek_matches_s", "soulseek_matches (searches, decisions, downloads started), s", "", None),

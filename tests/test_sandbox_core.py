@@ -18,7 +18,7 @@ import requests
 import soundfile
 from PIL import Image
 
-from harmony_pipeline.sandbox import Sandbox, export_lines
+from harmony_pipeline.sandbox import EMULATOR_MODULES, Sandbox, export_lines
 from harmony_pipeline.sandbox.audio import write_audio, write_corrupt_audio
 from harmony_pipeline.sandbox.catalog import build_catalog
 from harmony_pipeline.sandbox.images import jpeg_bytes, png_bytes
@@ -201,6 +201,30 @@ def test_corrupt_audio_does_not_decode(tmp_path):
         mutagen.File(path)
 
 
+def _free_port_range(count: int) -> int:
+    """The first of `count` consecutive loopback ports that were all free a moment ago (other processes on
+    the machine take ports too: one free port says nothing of its neighbours)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        probes = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                probes.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in probes:
+                sock.close()
+    raise AssertionError("no range of free loopback ports found")
+
+
 def test_sandbox_env_and_fixed_ports(tmp_path):
     with Sandbox(tmp_path) as sandbox:
         env = sandbox.env
@@ -209,9 +233,7 @@ def test_sandbox_env_and_fixed_ports(tmp_path):
     with pytest.raises(requests.ConnectionError):
         requests.get(env["SPOTIFY_API_URL"] + "me", timeout=2)
 
-    with socket.socket() as probe:  # a port that was free a moment ago
-        probe.bind(("127.0.0.1", 0))
-        port_base = probe.getsockname()[1]
+    port_base = _free_port_range(len(EMULATOR_MODULES))
     with Sandbox(tmp_path, port_base=port_base) as sandbox:
         assert sandbox.url("spotify") == f"http://127.0.0.1:{port_base}"
     assert "export HARMONY_PLAYLISTS=" in export_lines(env)
