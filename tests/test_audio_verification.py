@@ -13,7 +13,6 @@ import stat
 import time
 from pathlib import Path
 
-import duckdb
 import mutagen
 import pytest
 

@@ -1,7 +1,6 @@
 """FREE ingest through Dagster against the sandbox: backfill checked against the catalog's truth, no
 Spotify request on a second run, the inbox sensor, and ingest → library end to end."""
 
-import json
 import os
 import shutil
 import time

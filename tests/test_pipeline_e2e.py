@@ -67,7 +67,7 @@ def test_small_playlist_acquired_tagged_with_cover_and_lyrics(small_playlist_env
         if track.lyrics is not None and track.lyrics.kind == "synced":
             synced += 1
             text = lrc.read_text(encoding="utf-8")
-            assert text.startswith(f"[ar:") and f"[ti:{track.name}]" in text
+            assert text.startswith("[ar:") and f"[ti:{track.name}]" in text
             assert "[00:" in text or "[01:" in text
         if track.lyrics is not None and track.lyrics.kind == "instrumental":
             assert not lrc.exists() and lyrics_status[f"isrc:{isrc}"] == "instrumental"

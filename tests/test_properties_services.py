@@ -7,9 +7,7 @@ to (checked by listing the filesystem)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -9,7 +9,6 @@ Screenshots go to a temporary folder, or to HARMONY_SCREENSHOT_DIR when set:
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -58,8 +58,6 @@ class Lookups:
                 self.rate_limited_until = error.until
                 self.log.warning(f"{error}; enriching without Spotify until then")
             self.spotify_gap = str(error)
-        finally:
-            self.spotify.save()
         return None
 
     def spotify_album(self, album_id: str | None) -> dict | None:

@@ -121,15 +121,14 @@ def item_label(item: dict) -> str:
     return item["spotify_uri"] or (f"ISRC {item['isrc']}" if item["isrc"] else item["raw"])
 
 
-def save_resolved(database, done: list[tuple[dict, Resolution]], spotify: SpotifyCache) -> None:
+def save_resolved(database, done: list[tuple[dict, Resolution]]) -> None:
     """Write resolved items, their tracks and new cache entries in one short transaction."""
-    if not done and not spotify.unsaved:
+    if not done:
         return
     now = storage.utcnow()
     rows = [backfill_row(item["fingerprint"], track, via, scored, now)
             for item, resolution in done for track, via, scored in resolution.tracks]
     with database.connect() as conn, storage.transaction(conn):
-        spotify.save(conn)
         storage.upsert(conn, "backfilled_tracks", rows, key=["fingerprint", "spotify_track_id"])
         if done:
             conn.executemany(
@@ -170,11 +169,11 @@ def backfill_items(database, due: list[dict], lookups: SpotifyCache) -> Backfill
             report.outcomes.append({"item": item_label(item), "state": resolution.state,
                                     "tracks": len(resolution.tracks), "reason": resolution.reason})
             if len(unsaved) >= FLUSH_EVERY:
-                save_resolved(database, unsaved, lookups)
+                save_resolved(database, unsaved)
     except SpotifyRateLimited as limited:
         # Waiting hours inside a run helps nobody: keep what is done, the rest stays pending.
         report.rate_limited_until, report.rate_limit = limited.until, str(limited)
         report.left_pending = len(due) - len(report.outcomes)
     finally:
-        save_resolved(database, unsaved, lookups)
+        save_resolved(database, unsaved)
     return report

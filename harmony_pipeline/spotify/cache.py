@@ -17,7 +17,6 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
-import duckdb
 
 from harmony_pipeline import http_cache
 from harmony_pipeline.http_cache import HttpCache
@@ -78,16 +77,11 @@ class SpotifyCache:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self.save()
+        pass  # the response cache writes each answer as it comes: nothing is left to save
 
     @property
     def requests(self) -> int:
         return 0 if self._api is None else self._api.requests_made
-
-    @property
-    def unsaved(self) -> int:
-        """Answers not written yet: none, the response cache writes each answer as it comes."""
-        return 0
 
     @property
     def api(self) -> SpotifyApi:
@@ -127,9 +121,6 @@ class SpotifyCache:
         """How many discs the album has, from its cached track list."""
         items = self.album(album_id)["tracks"]["items"]
         return max((item.get("disc_number") or 1 for item in items), default=1)
-
-    def save(self, conn: duckdb.DuckDBPyConnection | None = None) -> None:
-        """Kept for callers that save in their transaction: the response cache has nothing left to write."""
 
     # --- internals -------------------------------------------------------------------------------
     def _lookup(self, key: str, fetch: Callable[[SpotifyApi], Any]) -> Any:

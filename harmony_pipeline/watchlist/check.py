@@ -66,7 +66,6 @@ def record_releases(database, lookups: SpotifyCache, artist: Mapping, albums: li
                               with_discography=artist["with_discography"], now=now)
     name = artist["name"] or rules.artist_name_from_albums(artist_id, albums)
     with database.connect() as conn, storage.transaction(conn):
-        lookups.save(conn)
         storage.upsert(conn, "artist_releases", rows, key=["artist_id", "album_id"], keep=["first_seen_at"])
         rules.record_check(conn, artist_id, now, now + timedelta(seconds=interval),
                            release_count=len(albums) if listed else None, name=name)
@@ -120,7 +119,6 @@ class TrackReading:
 def _settle_gone_release(database, lookups: SpotifyCache, release: Mapping) -> None:
     # Withdrawn since it was listed: settled without tracks, or every tick would ask for it again.
     with database.connect() as conn, storage.transaction(conn):
-        lookups.save(conn)
         conn.execute("UPDATE artist_releases SET tracks_read_at = ?, acquire = FALSE WHERE artist_id = ? AND album_id = ?",
                      [storage.utcnow(), release["artist_id"], release["album_id"]])
 
@@ -160,7 +158,6 @@ def read_tracks_to_acquire(lookups: SpotifyCache, database, artist_ids: list[str
         now = storage.utcnow()
         rows = [rules.track_row(release["artist_id"], album, track, acquire=True, now=now) for track in tracks]
         with database.connect() as conn, storage.transaction(conn):
-            lookups.save(conn)
             storage.upsert(conn, "artist_release_tracks", rows, key=["artist_id", "spotify_track_id"],
                            keep=["first_seen_at"])
             conn.execute("UPDATE artist_releases SET tracks_read_at = ? WHERE artist_id = ? AND album_id = ?",
