@@ -1,0 +1,160 @@
+"""Pipeline state in PostgreSQL (HARMONY_DATABASE_URL=postgresql://…), for deployments with many writers.
+
+DuckDB stays the SQL engine: PostgreSQL is attached through DuckDB's postgres extension as the default
+catalog, so every module's SQL, the polars-frame upserts and the temporary views run unchanged while
+every row lives in PostgreSQL. The extension comes from a pip package built for the pinned DuckDB
+(`duckdb-extension-postgres_scanner`, the `postgres` extra): nothing is downloaded at run time.
+
+- Migrations are the same files, applied by PostgreSQL itself in one transaction each, under an advisory
+  lock so two processes starting together do not both apply one; DOUBLE is spelt DOUBLE PRECISION there.
+- One in-memory DuckDB per process holds the attachment; each connect() is a cursor on it (cheap), and
+  the extension pools the PostgreSQL connections.
+- The extension runs every transaction at REPEATABLE READ, so two runs racing for the same row get a
+  serialization failure instead of a lost update. A statement outside an explicit transaction is
+  simply run again (its WHERE, e.g. a conditional state transition, is then evaluated on the winner's
+  row), which is what waiting for DuckDB's file lock gave; inside a transaction the error is raised.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+CATALOG = "harmony_pg"
+SERIALIZATION_RETRIES = 20
+_RETRYABLE = ("could not serialize access", "deadlock detected")
+_MIGRATION_LOCK = 0x4841524D  # pg_advisory_xact_lock key: "HARM"
+_bases: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
+_bases_lock = threading.Lock()
+
+
+def extension_path() -> Path:
+    """The postgres extension shipped by the pip package for this DuckDB version."""
+    try:
+        import duckdb_extension_postgres_scanner as package
+    except ImportError:
+        raise RuntimeError("HARMONY_DATABASE_URL needs the postgres extra: pip install 'harmony-pipeline[postgres]'"
+                           ) from None
+    wanted = f"v{duckdb.__version__}"
+    found = sorted(Path(package.__file__).parent.glob("extensions/*/postgres_scanner.duckdb_extension"))
+    for path in found:
+        if path.parent.name == wanted:
+            return path
+    raise RuntimeError(f"the installed postgres extension is for {', '.join(p.parent.name for p in found)}, "
+                       f"DuckDB is {wanted}: install matching versions")
+
+
+def pg_dialect(sql: str) -> str:
+    """A migration as PostgreSQL spells it: the only DuckDB-only word in them is the DOUBLE type."""
+    return re.sub(r"\bDOUBLE\b(?!\s+PRECISION)", "DOUBLE PRECISION", sql)
+
+
+def migrate(url: str) -> list[int]:
+    """Apply the migrations not yet recorded, each in one PostgreSQL transaction; returns their versions."""
+    import psycopg2  # dagster-postgres's driver, already installed with the postgres extra
+
+    from harmony_pipeline.storage import migration_files, utcnow
+
+    applied = []
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+        cur.execute("SELECT version FROM schema_migrations")
+        done = {row[0] for row in cur.fetchall()}
+        for version, name, sql in migration_files():
+            if version in done:
+                continue
+            cur.execute(pg_dialect(sql))
+            cur.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)", [version, name, utcnow()])
+            applied.append(version)
+    # psycopg2's `with conn` committed (or rolled back) the one transaction; the connection stays open.
+    conn.close()
+    return applied
+
+
+def _base(url: str) -> duckdb.DuckDBPyConnection:
+    key = (os.getpid(), url)
+    with _bases_lock:
+        base = _bases.get(key)
+        if base is None:
+            migrate(url)
+            base = duckdb.connect(":memory:")
+            base.execute(f"LOAD '{extension_path()}'")
+            base.execute("SET pg_pool_acquire_mode = 'wait'")  # never more connections than the pool
+            quoted = url.replace("'", "''")
+            base.execute(f"ATTACH '{quoted}' AS {CATALOG} (TYPE postgres)")
+            _bases[key] = base
+    return base
+
+
+def open_connection(url: str) -> PgConnection:
+    cursor = _base(url).cursor()
+    cursor.execute(f"USE {CATALOG}")
+    return PgConnection(cursor)
+
+
+def _retryable(error: Exception) -> bool:
+    text = str(error).lower()
+    return any(marker in text for marker in _RETRYABLE)
+
+
+class PgConnection:
+    """A DuckDB connection whose default catalog is PostgreSQL; retries a lone statement that lost a race."""
+
+    is_postgres = True
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._cursor = cursor
+        self._in_transaction = False
+
+    def execute(self, sql: str, parameters=None):
+        word = sql.lstrip()[:8].upper()
+        if word.startswith("BEGIN"):
+            self._in_transaction = True
+        elif word.startswith(("COMMIT", "ROLLBACK", "ABORT")):
+            self._in_transaction = False
+        elif word.startswith("CHECKPOI"):
+            return self._cursor  # PostgreSQL checkpoints by itself; DuckDB's would flush nothing of ours
+        delay = 0.01
+        for attempt in range(SERIALIZATION_RETRIES + 1):
+            try:
+                if parameters is None:
+                    return self._cursor.execute(sql)
+                return self._cursor.execute(sql, parameters)
+            except duckdb.Error as error:
+                if self._in_transaction or not _retryable(error) or attempt == SERIALIZATION_RETRIES:
+                    raise
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")
+
+    def next_id(self, sequence: str) -> int:
+        if not re.fullmatch(r"[a-z_]+", sequence):
+            raise ValueError(f"not a sequence name: {sequence!r}")
+        return self._cursor.execute(
+            f"SELECT * FROM postgres_query('{CATALOG}', 'SELECT nextval(''{sequence}'')')").fetchone()[0]
+
+    def close(self) -> None:
+        if self._in_transaction:  # an exception left it open: give the pooled connection back clean
+            try:
+                self._cursor.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+        self._cursor.close()
+
+    def __getattr__(self, name):  # register, unregister, fetch*, description, …
+        return getattr(self._cursor, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
