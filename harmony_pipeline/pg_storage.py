@@ -9,10 +9,13 @@ every row lives in PostgreSQL. The extension comes from a pip package built for 
   lock so two processes starting together do not both apply one; DOUBLE is spelt DOUBLE PRECISION there.
 - One in-memory DuckDB per process holds the attachment; each connect() is a cursor on it (cheap), and
   the extension pools the PostgreSQL connections.
-- The extension runs every transaction at REPEATABLE READ, so two runs racing for the same row get a
-  serialization failure instead of a lost update. A statement outside an explicit transaction is
-  simply run again (its WHERE, e.g. a conditional state transition, is then evaluated on the winner's
-  row), which is what waiting for DuckDB's file lock gave; inside a transaction the error is raised.
+- The extension runs every transaction at REPEATABLE READ, so two writers touching one row make the
+  later one fail with a serialization error rather than lose an update, and the pipeline's transactions
+  (`with storage.transaction(conn): …`) cannot be replayed from here. So every writing transaction and
+  every lone write statement holds PostgreSQL's advisory lock WRITE_LOCK from before its snapshot to
+  its end: writes take turns as they did on the DuckDB file (each a few milliseconds: network I/O is
+  never inside one, design.md §8), while reads, Dagster's own storage and the runs themselves overlap.
+  A lone statement that still meets a serialization failure is run again.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ CATALOG = "harmony_pg"
 SERIALIZATION_RETRIES = 20
 _RETRYABLE = ("could not serialize access", "deadlock detected")
 _MIGRATION_LOCK = 0x4841524D  # pg_advisory_xact_lock key: "HARM"
+WRITE_LOCK = 0x48415257  # pg_advisory_lock key of writes: "HARW"
+_READS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "PRAGMA", "USE", "SET", "CALL", "EXPLAIN", "CREATE TEMP",
+          "CREATE OR REPLACE TEMP", "DROP VIEW")
 _bases: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
 _bases_lock = threading.Lock()
 
@@ -94,10 +100,45 @@ def _base(url: str) -> duckdb.DuckDBPyConnection:
     return base
 
 
+class _WriteLock:
+    """WRITE_LOCK held on one session of this process's own (psycopg2) connection; threads take turns."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._thread_lock = threading.RLock()  # reentrant, as pg_advisory_lock is within one session
+        self._conn = None
+
+    def acquire(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._conn is None or self._conn.closed:
+                import psycopg2
+
+                self._conn = psycopg2.connect(self.url)
+                self._conn.autocommit = True
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s)", [WRITE_LOCK])
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [WRITE_LOCK])
+        finally:
+            self._thread_lock.release()
+
+
+_write_locks: dict[tuple[int, str], _WriteLock] = {}
+
+
 def open_connection(url: str) -> PgConnection:
     cursor = _base(url).cursor()
     cursor.execute(f"USE {CATALOG}")
-    return PgConnection(cursor)
+    with _bases_lock:
+        lock = _write_locks.setdefault((os.getpid(), url), _WriteLock(url))
+    return PgConnection(cursor, lock)
 
 
 def _retryable(error: Exception) -> bool:
@@ -110,18 +151,40 @@ class PgConnection:
 
     is_postgres = True
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, write_lock: _WriteLock) -> None:
         self._cursor = cursor
+        self._write_lock = write_lock
         self._in_transaction = False
 
     def execute(self, sql: str, parameters=None):
-        word = sql.lstrip()[:8].upper()
-        if word.startswith("BEGIN"):
-            self._in_transaction = True
-        elif word.startswith(("COMMIT", "ROLLBACK", "ABORT")):
-            self._in_transaction = False
-        elif word.startswith("CHECKPOI"):
+        head = " ".join(sql.lstrip()[:24].upper().split())
+        if head.startswith("CHECKPOINT"):
             return self._cursor  # PostgreSQL checkpoints by itself; DuckDB's would flush nothing of ours
+        if head.startswith("BEGIN"):
+            self._write_lock.acquire()  # before the transaction's snapshot is taken
+            try:
+                result = self._cursor.execute(sql)
+            except BaseException:
+                self._write_lock.release()
+                raise
+            self._in_transaction = True
+            return result
+        if head.startswith(("COMMIT", "ROLLBACK", "ABORT")):
+            try:
+                return self._cursor.execute(sql)
+            finally:
+                if self._in_transaction:
+                    self._in_transaction = False
+                    self._write_lock.release()
+        if self._in_transaction or head.startswith(_READS):
+            return self._run(sql, parameters)
+        self._write_lock.acquire()  # a lone write: its own short transaction
+        try:
+            return self._run(sql, parameters)
+        finally:
+            self._write_lock.release()
+
+    def _run(self, sql: str, parameters):
         delay = 0.01
         for attempt in range(SERIALIZATION_RETRIES + 1):
             try:
@@ -144,7 +207,7 @@ class PgConnection:
     def close(self) -> None:
         if self._in_transaction:  # an exception left it open: give the pooled connection back clean
             try:
-                self._cursor.execute("ROLLBACK")
+                self.execute("ROLLBACK")
             except duckdb.Error:
                 pass
         self._cursor.close()
