@@ -167,19 +167,19 @@ def build_new_release_sensor(job, workers: Workers, interval_seconds: int):
             return SensorResult(skip_reason=f"{len(checks)} artists checked; no new releases", cursor=cursor)
         names = ", ".join(c.name or c.artist_id for c in to_run)
         context.log.info(f"requesting a watchlist run for {names}")
-        # One run per artist, tagged with it: deploy/dagster.yaml's queue never runs two for one artist.
         return SensorResult(
             run_requests=[RunRequest(
-                run_key=f"watchlist-{now.isoformat()}" + (f"-{c.artist_id}" if len(to_run) > 1 else ""),
+                run_key=f"watchlist-{now.isoformat()}",
                 run_config={"ops": {"artist_releases": {"config": {
-                    "artist_ids": [c.artist_id],
+                    "artist_ids": summary["run_for"],
                     # An artist checked before is not listed again by the run: it reads these albums.
-                    "new_release_ids": {} if c.first_check else {c.artist_id: [r["id"] for r in c.new_releases]},
+                    "new_release_ids": {c.artist_id: [r["id"] for r in c.new_releases]
+                                        for c in to_run if not c.first_check},
                 }}}},
                 tags={"harmony/trigger": "new_release_sensor",
-                      "harmony/new_releases": str(0 if c.first_check else len(c.new_releases)),
-                      "harmony/artists": "1", "harmony/artist": c.artist_id},
-            ) for c in to_run],
+                      "harmony/new_releases": str(summary["new_releases"]),
+                      "harmony/artists": str(len(to_run))},
+            )],
             cursor=cursor,
         )
 

@@ -135,7 +135,7 @@ def test_production_profile_on_postgres(postgres: PostgresServer, tmp_path: Path
                         _stop(process)
 
             # Runs the sensors requested went through the queue: tagged by their sensor, one acquisition
-            # run at a time, one watchlist run per artist; all succeeded.
+            # run at a time, one watchlist run (for every due artist); all succeeded.
             acquisition = instance.get_runs(filters=RunsFilter(
                 job_name="acquisition_job", tags={"dagster/sensor_name": "download_transfer_sensor"}))
             assert acquisition, _tail(daemon_log)
@@ -146,7 +146,7 @@ def test_production_profile_on_postgres(postgres: PostgresServer, tmp_path: Path
                             instance.get_run_record_by_id(r.run_id).end_time) for r in acquisition)
             assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
             watchlist = instance.get_runs(filters=RunsFilter(job_name="watchlist_job"))
-            assert [r.tags["harmony/artist"] for r in watchlist] == [artist.id]
+            assert [r.tags["harmony/queue"] for r in watchlist] == ["watchlist"]
             enrichment = instance.get_runs(filters=RunsFilter(tags={"dagster/sensor_name": "enrichment_automation_sensor"}))
             assert enrichment and any(r.status == DagsterRunStatus.SUCCESS for r in enrichment)
 
