@@ -47,7 +47,8 @@ class PostgresServer:
             self._as_user = ["runuser", "-u", "nobody", "--"]
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=120)
+        result = subprocess.run([*self._as_user, *args], capture_output=True, text=True, timeout=120,
+                                check=False)
         if result.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}\n{log}")

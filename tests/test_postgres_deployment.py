@@ -5,6 +5,7 @@ Then two acquisition runs and an enrichment run overlap on the same rows without
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -110,7 +111,7 @@ def test_production_profile_on_postgres(postgres: PostgresServer, tmp_path: Path
             try:
                 wait_for(lambda: subprocess.run(
                     [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(grpc_port)],
-                    capture_output=True, env=child_env).returncode == 0 or server.poll() is not None,
+                    capture_output=True, env=child_env, check=False).returncode == 0 or server.poll() is not None,
                     60, "code server healthy", interval=1)
                 assert server.poll() is None, _tail(server_log)
                 daemon = _spawn([str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "deploy" / "workspace.yaml")],
@@ -144,7 +145,7 @@ def test_production_profile_on_postgres(postgres: PostgresServer, tmp_path: Path
             assert all(r.tags["harmony/queue"] == "acquisition" for r in acquisition)
             spans = sorted((instance.get_run_record_by_id(r.run_id).start_time,
                             instance.get_run_record_by_id(r.run_id).end_time) for r in acquisition)
-            assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
+            assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), spans
             watchlist = instance.get_runs(filters=RunsFilter(job_name="watchlist_job"))
             assert [r.tags["harmony/queue"] for r in watchlist] == ["watchlist"]
             enrichment = instance.get_runs(filters=RunsFilter(tags={"dagster/sensor_name": "enrichment_automation_sensor"}))
