@@ -184,6 +184,15 @@ class PgConnection:
         finally:
             self._write_lock.release()
 
+    def executemany(self, sql: str, parameters):
+        if self._in_transaction:
+            return self._cursor.executemany(sql, parameters)
+        self._write_lock.acquire()
+        try:
+            return self._cursor.executemany(sql, parameters)
+        finally:
+            self._write_lock.release()
+
     def _run(self, sql: str, parameters):
         delay = 0.01
         for attempt in range(SERIALIZATION_RETRIES + 1):
