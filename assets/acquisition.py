@@ -241,7 +241,8 @@ def wiring(settings, workers):
     from sensors.downloads import build_download_transfer_sensor
 
     chain = [wanted_tracks, soulseek_matches, downloads, library_tracks]
-    job = define_asset_job("acquisition_job", selection=chain,
+    # The tag is what deploy/dagster.yaml's queue limits to one acquisition run at a time.
+    job = define_asset_job("acquisition_job", selection=chain, tags={"harmony/queue": "acquisition"},
                            description="Search, download and import every wanted track.")
     return Definitions(
         assets=chain,

@@ -128,6 +128,8 @@ def wiring(settings, workers):
         selection=AssetSelection.assets("artist_releases", "wanted_tracks", "soulseek_matches", "downloads",
                                         "library_tracks"),
         description="Record the checked artists' releases and acquire the new ones.",
+        # deploy/dagster.yaml's queue runs one at a time: an artist is never in two runs at once.
+        tags={"harmony/queue": "watchlist"},
     )
     return Definitions(
         assets=[watchlist_artists, artist_releases],

@@ -14,6 +14,10 @@ Two uses (`make bench` runs both):
 The second reports searches per minute over the window (the budget allows 9.3/min), running
 `dagster job execute` back to back in child processes and stopping the last one at the window's end.
 
+`--postgres` runs the first on the production profile instead (docs/scale.md): a throwaway PostgreSQL
+server (tests/postgres_server.py) holds Dagster's runs and events (deploy/dagster.yaml) and every
+pipeline table (HARMONY_DATABASE_URL); the runs are the same.
+
     .venv/bin/python benchmarks/acquisition_bench.py [options]
 """
 
@@ -30,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from _common import REPO, emit, peak_rss_mb
@@ -96,7 +101,7 @@ def progress(database: Path) -> tuple[int, int, int]:
     """(library tracks, wanted tracks still wanted, downloads in flight)."""
     from harmony_pipeline import storage
 
-    if not database.exists():
+    if not database.exists() and storage.database_url() is None:
         return 0, 0, 0
     with storage.connect(database, read_only=True) as conn:
         library = conn.execute("SELECT count(*) FROM library_tracks").fetchone()[0]
@@ -138,10 +143,34 @@ def run(args: argparse.Namespace) -> dict:
         root = Path(folder)
         child, sandbox = start_sandbox(root, args)
         try:
-            return search_window(root, sandbox, args) if args.window else drive(root, sandbox, args)
+            if args.window:
+                return search_window(root, sandbox, args)
+            if args.postgres:
+                with postgres_profile(root):
+                    return drive(root, sandbox, args)
+            return drive(root, sandbox, args)
         finally:
             child.terminate()  # the sandbox process this benchmark started
             child.wait(timeout=30)
+
+
+@contextmanager
+def postgres_profile(root: Path):
+    """A throwaway PostgreSQL server; Dagster's storage (deploy/dagster.yaml) and the pipeline's tables in it."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from postgres_server import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL server binaries not found (apt-get install postgresql)")
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "deploy" / "dagster.yaml").read_text(encoding="utf-8"),
+                                       encoding="utf-8")
+    with PostgresServer(bin_dir, databases=("dagster", "harmony")) as server:
+        os.environ.update({"DAGSTER_HOME": str(home), "HARMONY_DATABASE_URL": server.url("harmony"),
+                           "HARMONY_MAX_CONCURRENT_RUNS": "4", **server.dagster_env("dagster")})
+        yield server
 
 
 def pipeline_env(root: Path, sandbox: dict, args: argparse.Namespace) -> dict[str, str]:
@@ -207,7 +236,7 @@ def drive(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
     database = settings.duckdb_path
     album_track_ids = set(sandbox["album_tracks"])
     acquirable = args.tracks - len(sandbox["unacquirable"])
-    with DagsterInstance.ephemeral() as instance:
+    with (DagsterInstance.get() if args.postgres else DagsterInstance.ephemeral()) as instance:
         sync = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[AssetKey("spotify_playlists"), AssetKey("playlist_tracks")])
         assert sync.success, "the playlist sync failed"
@@ -271,6 +300,7 @@ def drive(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
         "unattributed_searches": kinds["unattributed"],
         "status_polls_per_search": round(polls / len(searches), 1) if searches else None,
         "peak_rss_mb": round(peak_rss_mb()), "per_run": per_run,
+        "profile": "postgres" if args.postgres else "embedded",
     }
 
 
@@ -287,6 +317,8 @@ def main() -> int:
                         help="verify every download with AcoustID (the sandbox's key; MusicBrainz's 1 request/s applies)")
     parser.add_argument("--window", type=float, default=0,
                         help="instead: count searches per minute over this many minutes of back-to-back runs")
+    parser.add_argument("--postgres", action="store_true",
+                        help="Dagster's storage and the pipeline's tables on a throwaway PostgreSQL server")
     parser.add_argument("--serve-sandbox", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--env-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -300,7 +332,7 @@ def main() -> int:
               f"{result['status_polls_per_search']} status polls per search")
         emit(result)
         return 0
-    print(f"{result['imported']} of {args.tracks} tracks imported in {result['runs']} run(s), {result['seconds']} s "
+    print(f"[{result['profile']}] {result['imported']} of {args.tracks} tracks imported in {result['runs']} run(s), {result['seconds']} s "
           f"({'converged' if result['converged'] else 'not converged'}): {result['tracks_per_min']} tracks/min; "
           f"{result['searches']} searches ({result['searches_per_min']}/min), "
           f"{result['searches_per_album_track']} per album track, {result['searches_per_single']} per single, "

@@ -154,11 +154,12 @@ def record_submission(
     submitted_before: dict[bytes, int] = {}  # half fingerprint → first line, for items submitted earlier
     conn.execute("BEGIN TRANSACTION")
     try:
-        submission_id = conn.execute(
-            "INSERT INTO free_ingest_submissions (source, format, submitted_at, accepted, skipped, rejected, notes) "
-            "VALUES (?, ?, ?, 0, 0, '[]', ?) RETURNING id",
-            [source, result.format, now, result.notes or None],
-        ).fetchone()[0]
+        submission_id = storage.next_id(conn, "free_ingest_submissions_id")
+        conn.execute(
+            "INSERT INTO free_ingest_submissions (id, source, format, submitted_at, accepted, skipped, rejected, "
+            "notes) VALUES (?, ?, ?, ?, 0, 0, '[]', ?)",
+            [submission_id, source, result.format, now, result.notes or None],
+        )
 
         def flush(chunk: list[IngestItem]) -> None:
             nonlocal accepted, since_commit

@@ -3,12 +3,16 @@
 DuckDB allows one read-write process per file. Runs, sensors and the CLI are different processes, so a
 connection is opened only around the SQL that needs it and opening retries while another process holds
 the lock (design.md §8). Network I/O always happens before a connection is opened.
+
+With HARMONY_DATABASE_URL=postgresql://… every table lives in PostgreSQL instead (docs/scale.md): the
+same DuckDB SQL runs over PostgreSQL attached as the catalog (harmony_pipeline/storage/postgres.py).
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
+import os
 import random
 import threading
 import time
@@ -49,6 +53,13 @@ def migration_files() -> list[tuple[int, str, str]]:
     return found
 
 
+def next_id(conn, sequence: str) -> int:
+    """The next value of a sequence (INSERT … RETURNING is not available on a PostgreSQL catalog)."""
+    if getattr(conn, "is_postgres", False):
+        return conn.next_id(sequence)
+    return conn.execute("SELECT nextval(?)", [sequence]).fetchone()[0]
+
+
 def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply every migration not yet recorded in schema_migrations; returns the versions applied."""
     conn.execute(
@@ -78,13 +89,28 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
+def database_url() -> str | None:
+    """HARMONY_DATABASE_URL when it names PostgreSQL; None for the embedded DuckDB file (the default)."""
+    url = os.environ.get("HARMONY_DATABASE_URL", "").strip()
+    if not url:
+        return None
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("HARMONY_DATABASE_URL must start with postgresql:// (unset it for the DuckDB file)")
+    return url
+
+
 def _is_lock_error(error: Exception) -> bool:
     text = str(error).lower()
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
 def open_connection(path: Path, *, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS):
-    """Open the database, waiting (with jittered backoff) while another process holds the lock."""
+    """Open the database, waiting (with jittered backoff) while another process holds the lock.
+    With HARMONY_DATABASE_URL set, a connection to PostgreSQL instead (the path is not used)."""
+    if (url := database_url()) is not None:
+        from harmony_pipeline.storage import postgres as pg_storage
+
+        return pg_storage.open_connection(url)
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +129,13 @@ def open_connection(path: Path, *, read_only: bool = False, wait_seconds: float 
 @contextmanager
 def connect(path: Path | str, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection with the schema up to date. Close it before any network call."""
+    if database_url() is not None:
+        conn = open_connection(path)  # migrated when the process first attached the database
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
     path = Path(path)
     if read_only and not path.exists():
         # Nothing was ever written: create the schema once so readers see empty tables.
@@ -142,7 +175,8 @@ def column_types(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     tables = _column_types.setdefault(conn, {})
     if table not in tables:
         tables[table] = dict(conn.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main' "
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? "
+            "AND database_name = current_database() AND schema_name = current_schema() "
             "ORDER BY column_index", [table]).fetchall())
     return tables[table]
 
@@ -301,10 +335,11 @@ def record_activity(
     conn: duckdb.DuckDBPyConnection, event_type: str, details: Mapping[str, Any] | None = None
 ) -> None:
     """Append one activity event (sync_started, download_dead_lettered, …)."""
-    event_id = conn.execute(
-        "INSERT INTO activity_events (time, type, details) VALUES (?, ?, ?) RETURNING id",
-        [utcnow(), event_type, json.dumps(dict(details or {}), default=str, ensure_ascii=False)],
-    ).fetchone()[0]
+    event_id = next_id(conn, "activity_events_id")
+    conn.execute(
+        "INSERT INTO activity_events (id, time, type, details) VALUES (?, ?, ?, ?)",
+        [event_id, utcnow(), event_type, json.dumps(dict(details or {}), default=str, ensure_ascii=False)],
+    )
     if current_run_id.get():
         conn.execute("INSERT INTO activity_runs VALUES (?, ?)", [event_id, current_run_id.get()])
 

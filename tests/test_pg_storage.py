@@ -1,0 +1,111 @@
+"""Pipeline state on PostgreSQL (HARMONY_DATABASE_URL): the same migrations, upserts and activity events as
+on the DuckDB file, and writers in several processes racing for the same rows, on a real server."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from datetime import timedelta
+
+import pytest
+from postgres_server import PostgresServer, find_bin_dir
+
+from harmony_pipeline import storage
+from harmony_pipeline.storage import postgres as pg_storage
+
+pytestmark = pytest.mark.postgres
+ROWS = 40
+
+
+@pytest.fixture(scope="module")
+def server():
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries not found: .ci/run installs Debian's postgresql package")
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    with PostgresServer(bin_dir) as running:
+        yield running
+
+
+@pytest.fixture
+def database_url(server: PostgresServer, request, monkeypatch) -> str:
+    name = request.node.name.lower()[:50]
+    server.create_database(name)
+    url = server.url(name)
+    monkeypatch.setenv("HARMONY_DATABASE_URL", url)
+    return url
+
+
+def _row(key: str, title: str, now) -> dict:
+    return {"wanted_key": key, "title": title, "artist": "A", "artists": ["A", "B"], "sources": ["playlist:x"],
+            "state": "wanted", "first_wanted_at": now, "updated_at": now, "duration_ms": 200_000, "track_number": 1}
+
+
+def test_same_migrations_upserts_and_events_as_the_duckdb_file(server, database_url, tmp_path):
+    now = storage.utcnow()
+    with storage.connect(tmp_path / "unused.duckdb") as conn:
+        storage.upsert(conn, "wanted_tracks", [_row("k1", "First", now)], key=["wanted_key"])
+        storage.upsert(conn, "wanted_tracks", [_row("k1", "Renamed", now + timedelta(days=1))],
+                       key=["wanted_key"], keep=["first_wanted_at"])
+        with storage.transaction(conn):
+            storage.record_activity(conn, "sync_started", {"playlists": 2})
+        rows = storage.fetch_dicts(conn, "SELECT title, artists, first_wanted_at FROM wanted_tracks")
+        events = storage.recent_activity(conn)
+    assert rows == [{"title": "Renamed", "artists": ["A", "B"], "first_wanted_at": now}]
+    assert [(e["type"], e["details"]) for e in events] == [("sync_started", {"playlists": 2})]
+    # Every migration is recorded, in PostgreSQL itself; no DuckDB file was written.
+    versions = [v for (v,) in server.query(database_url.rsplit("/", 1)[1],
+                                           "SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == [v for v, _, _ in storage.migration_files()]
+    assert server.query(database_url.rsplit("/", 1)[1], "SELECT title FROM wanted_tracks") == [("Renamed",)]
+    assert not (tmp_path / "unused.duckdb").exists()
+    # A second process start applies nothing again.
+    assert pg_storage.migrate(database_url) == []
+
+
+def _claim_all(url: str, worker: str, queue) -> None:
+    """What an acquisition run does to each row: a conditional transition (lone statement), then a
+    read-modify-write in a transaction; reports the rows this process won."""
+    os.environ["HARMONY_DATABASE_URL"] = url
+    won, errors = [], []
+    for n in range(ROWS):
+        key = f"k{n}"
+        try:
+            with storage.connect("unused") as conn:
+                changed = conn.execute("UPDATE wanted_tracks SET state = 'claimed', album = ? "
+                                       "WHERE wanted_key = ? AND state = 'wanted'", [worker, key]).fetchone()[0]
+                if changed:
+                    won.append(key)
+                with storage.transaction(conn):
+                    count = conn.execute("SELECT track_number FROM wanted_tracks WHERE wanted_key = ?",
+                                         [key]).fetchone()[0]
+                    conn.execute("UPDATE wanted_tracks SET track_number = ? WHERE wanted_key = ?", [count + 1, key])
+                    storage.record_activity(conn, "claimed", {"key": key, "by": worker})
+        except Exception as error:  # reported to the test, which fails on any
+            errors.append(f"{type(error).__name__}: {error}")
+    queue.put((worker, won, errors))
+
+
+def test_writers_in_three_processes_never_both_win_a_row_and_never_fail(server, database_url):
+    now = storage.utcnow()
+    with storage.connect("unused") as conn:
+        storage.upsert(conn, "wanted_tracks", [_row(f"k{n}", f"T{n}", now) for n in range(ROWS)], key=["wanted_key"])
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=_claim_all, args=(database_url, f"w{i}", queue)) for i in range(3)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert [errors for _, _, errors in results] == [[], [], []]
+    won = [key for _, keys, _ in results for key in keys]
+    assert sorted(won) == sorted(f"k{n}" for n in range(ROWS))  # each row won exactly once
+    with storage.connect("unused") as conn:
+        # Every read-modify-write landed: three increments per row, none lost.
+        assert conn.execute("SELECT min(track_number), max(track_number) FROM wanted_tracks").fetchall() == [(4, 4)]
+        owners = dict(conn.execute("SELECT wanted_key, album FROM wanted_tracks").fetchall())
+        assert conn.execute("SELECT count(*) FROM activity_events WHERE type = 'claimed'").fetchone()[0] == 3 * ROWS
+    for worker, keys, _ in results:
+        assert all(owners[key] == worker for key in keys)
