@@ -368,7 +368,7 @@ def read_database(path: Path, now: datetime, activity_limit: int
     """Queue sizes, the newest activity events and the next search of a no-match track; zeros and
     nothing when nothing was ever written."""
     queues = dict.fromkeys(QUEUES, 0)
-    if not path.exists():
+    if not storage.database_exists(path):
         return queues, [], None
     try:
         conn = storage.open_connection(path, read_only=True, wait_seconds=DUCKDB_WAIT_SECONDS)
@@ -398,7 +398,7 @@ def collect_status(settings: Settings, instance: DagsterInstance | None, *, now:
     """The report; workers and assets from `view` when given (no Dagster import), else from `instance`."""
     now = now or storage.utcnow()
     queues, activity, next_search = read_database(settings.duckdb_path, now, activity_limit)
-    notes = [] if settings.duckdb_path.exists() else [f"no database yet at {settings.duckdb_path}"]
+    notes = [] if storage.database_exists(settings.duckdb_path) else [f"no database yet at {settings.duckdb_path}"]
     if view is None:
         workers = collect_workers(worker_definitions(settings, now), instance, now)
         assets = last_materializations(instance, asset_keys(settings))

@@ -109,3 +109,26 @@ def test_writers_in_three_processes_never_both_win_a_row_and_never_fail(server, 
         assert conn.execute("SELECT count(*) FROM activity_events WHERE type = 'claimed'").fetchone()[0] == 3 * ROWS
     for worker, keys, _ in results:
         assert all(owners[key] == worker for key in keys)
+
+
+def test_status_and_dead_letters_read_the_queues_from_postgresql(server, database_url, tmp_path, monkeypatch):
+    """With HARMONY_DATABASE_URL there is no DuckDB file: `harmony status` and `harmony dead-letter list`
+    read PostgreSQL instead of reporting an empty pipeline."""
+    from harmony_pipeline.cli.dead_letter import dead_letters
+    from harmony_pipeline.settings import load_settings
+    from harmony_pipeline.status import read_database
+
+    monkeypatch.setenv("HARMONY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HARMONY_LIBRARY_DIR", str(tmp_path / "library"))
+    settings = load_settings()
+    now = storage.utcnow()
+    with storage.connect(settings.duckdb_path) as conn:
+        storage.upsert(conn, "wanted_tracks", [_row("k1", "Lost", now)], key=["wanted_key"])
+        storage.upsert(conn, "downloads", [{"wanted_key": "k1", "state": "dead_letter", "attempts": 3,
+                                            "history": "[]", "last_error": "Rejected", "updated_at": now}],
+                       key=["wanted_key"])
+    assert not settings.duckdb_path.exists()
+    queues, _, _ = read_database(settings.duckdb_path, now, 5)
+    assert queues["dead_letter"] == 1
+    assert [row["wanted_key"] for row in dead_letters(settings.duckdb_path)] == ["k1"]
+    assert not settings.duckdb_path.exists()

@@ -110,7 +110,7 @@ def _when(value) -> str:
 
 
 def _cmd_list(args: argparse.Namespace, settings) -> int:
-    rows = dead_letters(settings.duckdb_path) if settings.duckdb_path.exists() else []
+    rows = dead_letters(settings.duckdb_path) if storage.database_exists(settings.duckdb_path) else []
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "track_typed"} for r in rows], default=str,
                          ensure_ascii=False, indent=2))
@@ -141,7 +141,7 @@ def _cmd_requeue(args: argparse.Namespace, settings) -> int:
     if not args.all and not args.ids:
         raise CommandError("name the tracks to requeue (IDs or names from `harmony dead-letter list`) "
                            "or pass --all", 2)
-    rows = dead_letters(settings.duckdb_path) if settings.duckdb_path.exists() else []
+    rows = dead_letters(settings.duckdb_path) if storage.database_exists(settings.duckdb_path) else []
     chosen = rows if args.all else resolve(rows, list(args.ids))
     if not chosen:
         print("no dead-lettered downloads")

@@ -104,6 +104,11 @@ def _is_lock_error(error: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
+def database_exists(path: Path) -> bool:
+    """Whether there is pipeline state to read: the DuckDB file, or PostgreSQL when HARMONY_DATABASE_URL is set."""
+    return database_url() is not None or Path(path).exists()
+
+
 def open_connection(path: Path, *, read_only: bool = False, wait_seconds: float = LOCK_WAIT_SECONDS):
     """Open the database, waiting (with jittered backoff) while another process holds the lock.
     With HARMONY_DATABASE_URL set, a connection to PostgreSQL instead (the path is not used)."""
