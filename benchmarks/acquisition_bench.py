@@ -4,7 +4,7 @@ A sandbox (its own process, so the run's peak RSS is this process's alone) gets 
 `--albums` twelve-track albums plus singles for the rest. This process syncs the playlist
 (`spotify_playlists`, `playlist_tracks`), then materializes `acquisition_job` in-process, run after run,
 until every track the sandbox shares a correct file of is in the library (converged; the sandbox
-withholds a few on purpose), a run makes no progress, or another run would overrun `--minutes`.
+withholds a few on purpose), a run makes no progress, or `--minutes` have passed (no run starts after them).
 Searches and status polls are read from the slskd emulator's request log; which wanted tracks a search
 served comes from `soulseek_matches.queries`.
 
@@ -273,10 +273,8 @@ def drive(root: Path, sandbox: dict, args: argparse.Namespace) -> dict:
                 break  # converged: everything the sandbox shares a correct file of
             if library == before and flying == 0 and runs > 1:
                 break  # no progress
-            spent = time.monotonic() - started
-            last = spent - (per_run[-2]["seconds"] if len(per_run) > 1 else 0)
-            if args.minutes and spent + last > args.minutes * 60:
-                break  # another run like the last would overrun the time cap
+            if args.minutes and time.monotonic() - started >= args.minutes * 60:
+                break  # the time cap: no run starts after it (the first one searches; later ones are short)
             if runs >= args.max_runs:
                 break
         elapsed = time.monotonic() - started
@@ -311,7 +309,7 @@ def main() -> int:
     parser.add_argument("--search-seconds", type=float, default=0.5, help="how long an emulated search runs")
     parser.add_argument("--budget", default="100000/60", help="SLSKD_SEARCH_LIMIT (searches/seconds)")
     parser.add_argument("--minutes", type=float, default=0,
-                        help="start no run that would end after this long, judged by the last one (0: no cap)")
+                        help="start no run after this many minutes (0: no cap)")
     parser.add_argument("--max-runs", type=int, default=10)
     parser.add_argument("--acoustid", action="store_true",
                         help="verify every download with AcoustID (the sandbox's key; MusicBrainz's 1 request/s applies)")
