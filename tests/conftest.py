@@ -134,3 +134,21 @@ def settle_acquisition(instance, max_runs: int = 12, timeout: float = 120.0) -> 
             return runs
         assert time.monotonic() < deadline, f"acquisition not settled after {timeout}s"
         time.sleep(0.2)
+
+
+def stop_process_group(process, term_seconds: float = 15) -> None:
+    """SIGTERM, then SIGKILL, to a process started with start_new_session=True and everything it started
+    (a daemon's code server and run workers share its process group)."""
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, term_seconds), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -9,14 +9,13 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, pipeline_environment, settle_acquisition
+from conftest import REPO, pipeline_environment, settle_acquisition, stop_process_group
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 from dagster._serdes import deserialize_value
 from postgres_server import PostgresServer, find_bin_dir, free_port, wait_for
@@ -50,17 +49,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """The process and what it started (run workers) share its process group."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    stop_process_group(process, term_seconds=20)
 
 
 def _tail(*logs: Path) -> str:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, pipeline_environment
+from conftest import REPO, pipeline_environment, stop_process_group
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 
 from harmony_pipeline import storage
@@ -44,17 +43,7 @@ def _start_daemon(home: Path, env: dict[str, str], log: Path) -> subprocess.Pope
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """The daemon, its code server and run workers share its process group."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    stop_process_group(process, term_seconds=15)
 
 
 def _wait_for_watchlist_run(instance: DagsterInstance, process: subprocess.Popen, log: Path):

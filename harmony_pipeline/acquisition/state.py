@@ -146,27 +146,12 @@ def save_download(conn, row: dict[str, Any]) -> bool:
     exists). False when another run got there first; `row` then keeps its old version."""
     stored = {c: row.get(c) for c in DOWNLOAD_COLUMNS}
     stored["history"] = json.dumps(stored["history"] or [], ensure_ascii=False)
-    columns = list(stored)
-    version = row.get("_version")
-    if version is None:
-        changed = conn.execute(
-            f"INSERT INTO downloads ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-            "ON CONFLICT DO NOTHING", [stored[c] for c in columns]).fetchone()[0]
-    else:
-        updates = [c for c in columns if c != "wanted_key"]
-        changed = conn.execute(
-            f"UPDATE downloads SET {', '.join(f'{c} = ?' for c in updates)} "
-            "WHERE wanted_key = ? AND state = ? AND updated_at = ?",
-            [stored[c] for c in updates] + [row["wanted_key"], *version]).fetchone()[0]
-    if changed:
-        row["_version"] = (stored["state"], stored["updated_at"])
-    return bool(changed)
+    return storage.save_versioned(conn, "downloads", row, stored)
 
 
 def remove_download(conn, row: dict[str, Any]) -> bool:
     """Delete a row that is still at the version it was read at (undoing a claim on a new track)."""
-    return bool(conn.execute("DELETE FROM downloads WHERE wanted_key = ? AND state = ? AND updated_at = ?",
-                             [row["wanted_key"], *row["_version"]]).fetchone()[0])
+    return storage.remove_versioned(conn, "downloads", row)
 
 
 # --- matches ---------------------------------------------------------------------------------------

@@ -136,26 +136,11 @@ def save_upgrade(conn, row: dict[str, Any]) -> bool:
     exists). False when another run got there first."""
     stored = {c: row.get(c) for c in UPGRADE_COLUMNS}
     stored["updated_at"] = row["updated_at"] = storage.utcnow()
-    columns = list(stored)
-    version = row.get("_version")
-    if version is None:
-        changed = conn.execute(
-            f"INSERT INTO library_upgrades ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-            "ON CONFLICT DO NOTHING", [stored[c] for c in columns]).fetchone()[0]
-    else:
-        updates = [c for c in columns if c != "wanted_key"]
-        changed = conn.execute(
-            f"UPDATE library_upgrades SET {', '.join(f'{c} = ?' for c in updates)} "
-            "WHERE wanted_key = ? AND state = ? AND updated_at = ?",
-            [stored[c] for c in updates] + [row["wanted_key"], *version]).fetchone()[0]
-    if changed:
-        row["_version"] = (stored["state"], stored["updated_at"])
-    return bool(changed)
+    return storage.save_versioned(conn, "library_upgrades", row, stored)
 
 
 def _remove_row(conn, row: dict[str, Any]) -> bool:
-    return bool(conn.execute("DELETE FROM library_upgrades WHERE wanted_key = ? AND state = ? AND updated_at = ?",
-                             [row["wanted_key"], *row["_version"]]).fetchone()[0])
+    return storage.remove_versioned(conn, "library_upgrades", row)
 
 
 def _held_elsewhere(row: dict[str, Any]) -> bool:

@@ -356,3 +356,31 @@ def recent_activity(conn: duckdb.DuckDBPyConnection, limit: int = 20) -> list[di
     for row in rows:
         row["details"] = json.loads(row["details"]) if row["details"] else {}
     return rows
+
+
+# --- conditional transitions ------------------------------------------------------------------------
+def save_versioned(conn, table: str, row: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Write `stored` (the row's columns, keyed by `wanted_key`) where the table's row still has the
+    version `row` was read at, `row["_version"]` = (state, updated_at); a row read as new (no version)
+    only where none exists. False when another run got there first: `row` keeps its old version."""
+    columns = list(stored)
+    version = row.get("_version")
+    if version is None:
+        changed = conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+            "ON CONFLICT DO NOTHING", [stored[c] for c in columns]).fetchone()[0]
+    else:
+        updates = [c for c in columns if c != "wanted_key"]
+        changed = conn.execute(
+            f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in updates)} "
+            "WHERE wanted_key = ? AND state = ? AND updated_at = ?",
+            [stored[c] for c in updates] + [row["wanted_key"], *version]).fetchone()[0]
+    if changed:
+        row["_version"] = (stored["state"], stored["updated_at"])
+    return bool(changed)
+
+
+def remove_versioned(conn, table: str, row: dict[str, Any]) -> bool:
+    """Delete the row where it is still at the version it was read at."""
+    return bool(conn.execute(f"DELETE FROM {table} WHERE wanted_key = ? AND state = ? AND updated_at = ?",
+                             [row["wanted_key"], *row["_version"]]).fetchone()[0])
