@@ -4,7 +4,7 @@ Usage: python benchmarks/matching_sandbox_eval.py [--seeds 7 11 23] [--album-sea
                                                   [--perturb] [--dev FILE.jsonl]
 
 Sandbox part: for every catalog track of each seed, the pipeline's searches (optionally the album
-search first, then `build_queries(wanted)[:2]` as `soulseek_search.decide_match` runs them) go to the
+search first, then `build_queries(wanted)[:2]` as `acquisition.search.decide_match` runs them) go to the
 sandbox's `PeerNetwork`; the pick of `rank` is judged by the network's ground truth
 (`copies_track`). Metrics follow shared/matching-dev-set/README.md: top-1 over tracks that have a
 correct file somewhere, false accepts over every track, abstain over every track. Wrong picks are
