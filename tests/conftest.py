@@ -4,6 +4,7 @@ folder, and a real (temporary) Dagster instance using the repository's dagster.y
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import shutil
 import sys
 from collections.abc import Iterator
@@ -152,3 +153,23 @@ def stop_process_group(process, term_seconds: float = 15) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def missing_prerequisite(reason: str) -> None:
+    """A system package a test needs is absent: a skip on a developer's machine, a failure under `.ci/run`
+    (which installs every one of them and sets CI=1), so CI never passes by skipping."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@contextmanager
+def running_postgres(databases: tuple[str, ...] = ()):
+    """A throwaway PostgreSQL server (tests/postgres_server.py) from Debian's package."""
+    from postgres_server import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        missing_prerequisite("PostgreSQL server binaries not found (apt-get install postgresql; .ci/run installs it)")
+    with PostgresServer(bin_dir, databases=databases) as server:
+        yield server

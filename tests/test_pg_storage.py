@@ -8,7 +8,8 @@ import os
 from datetime import timedelta
 
 import pytest
-from postgres_server import PostgresServer, find_bin_dir
+from conftest import running_postgres
+from postgres_server import PostgresServer
 
 from harmony_pipeline import storage
 from harmony_pipeline.storage import postgres as pg_storage
@@ -19,12 +20,7 @@ ROWS = 40
 
 @pytest.fixture(scope="module")
 def server():
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries not found: .ci/run installs Debian's postgresql package")
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    with PostgresServer(bin_dir) as running:
+    with running_postgres() as running:
         yield running
 
 

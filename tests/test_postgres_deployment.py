@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, pipeline_environment, settle_acquisition, stop_process_group
+from conftest import REPO, pipeline_environment, settle_acquisition, stop_process_group, running_postgres
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter, materialize
 from dagster._serdes import deserialize_value
-from postgres_server import PostgresServer, find_bin_dir, free_port, wait_for
+from postgres_server import PostgresServer, free_port, wait_for
 
 from harmony_pipeline.definitions import collect_wiring
 from harmony_pipeline.sandbox import Sandbox
@@ -33,12 +33,7 @@ BUSY = "SELECT count(*) FROM downloads WHERE state IN ('enqueuing', 'downloading
 
 @pytest.fixture
 def postgres():
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries not found: .ci/run installs Debian's postgresql package")
-        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
-    with PostgresServer(bin_dir, databases=("dagster", "harmony")) as server:
+    with running_postgres(databases=("dagster", "harmony")) as server:
         yield server
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import pipeline_environment, settle_acquisition
+from conftest import pipeline_environment, settle_acquisition, missing_prerequisite
 from test_definitions import design_graph
 from ui_server import graphql, prepare_dagster_home, webserver
 
@@ -119,7 +119,7 @@ def _screenshot_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); .ci/install-browser installs it")
+        missing_prerequisite("Debian's chromium is not installed (/usr/bin/chromium); .ci/install-browser installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
