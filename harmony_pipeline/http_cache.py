@@ -76,7 +76,8 @@ def retrying_session(retry: Retry | None = None, user_agent: str | None = USER_A
 
 
 class HttpCache:
-    """The response cache file. `location`: HARMONY_DATA_DIR, or the DuckDB file whose folder it is in."""
+    """The response cache file. `location`: an existing folder (HARMONY_DATA_DIR), or the DuckDB file,
+    whose folder holds it (a DuckDB path without a suffix is still a file)."""
 
     def __init__(self, location: Path | str, now: Callable[[], datetime] | None = None):
         from harmony_pipeline import storage
@@ -84,8 +85,7 @@ class HttpCache:
         self.now = now or storage.utcnow  # the time assets stamp rows with
         self._answers_table: SQLiteDict | None = None
         location = Path(location)
-        self.path = location / CACHE_FILE_NAME if location.is_dir() or not location.suffix else \
-            location.with_name(CACHE_FILE_NAME)
+        self.path = location / CACHE_FILE_NAME if location.is_dir() else location.with_name(CACHE_FILE_NAME)
 
     def backend(self) -> SQLiteCache:
         """A backend over the file. Each session needs its own: requests-cache keeps a session's settings

@@ -44,8 +44,9 @@ if TYPE_CHECKING:
 STALE_FACTOR = 2  # a worker is stale after this many intervals without a tick
 VIEW_FILE = "status-instance-view.json"
 VIEW_INTERVAL_SECONDS = 30
-# Older than three writes: the daemon is not running the view's sensor, so the instance is read live.
-VIEW_MAX_AGE = timedelta(seconds=3 * VIEW_INTERVAL_SECONDS)
+# Past this the view's own sensor would be judged stale: the daemon is not running it, so the instance is
+# read live. Within it, each worker is judged again at the moment of the command (`rejudged`).
+VIEW_MAX_AGE = timedelta(seconds=STALE_FACTOR * VIEW_INTERVAL_SECONDS)
 DUCKDB_WAIT_SECONDS = 10.0  # a run holding the write lock releases it between statements
 # Queue keys of the JSON object, in display order. `matching` is the old name of `searching`, kept for
 # readers of the JSON (docs/status-json.md); no-match tracks are counted apart, as "no match yet".
@@ -98,6 +99,7 @@ class WorkerStatus:
     last_tick: datetime | None
     interval_seconds: int
     note: str = ""
+    seen_at: datetime | None = None  # its last tick or start, whichever is later (judges a kept view)
 
 
 @dataclass
@@ -285,7 +287,8 @@ def collect_workers(definitions: Iterable[WorkerDefinition], instance: DagsterIn
         else:
             state, note = worker_state(definition, seen, now)
         workers.append(WorkerStatus(definition.name, definition.kind, state, last_tick,
-                                    definition.interval_seconds, note))
+                                    definition.interval_seconds, note,
+                                    _latest(seen) if seen and (seen.last_tick or seen.started) else None))
     return workers
 
 
@@ -310,14 +313,15 @@ class InstanceView:
 
     def to_json(self) -> dict[str, Any]:
         return {"dagster_home": self.dagster_home, "taken_at": _iso(self.taken_at), "flags": self.flags,
-                "workers": [{**{f.name: getattr(w, f.name) for f in fields(w)}, "last_tick": _iso(w.last_tick)}
-                            for w in self.workers],
+                "workers": [{**{f.name: getattr(w, f.name) for f in fields(w)}, "last_tick": _iso(w.last_tick),
+                             "seen_at": _iso(w.seen_at)} for w in self.workers],
                 "assets": {key: _iso(moment) for key, moment in self.assets.items()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstanceView:
         return cls(dagster_home=data["dagster_home"], taken_at=_parse_iso(data["taken_at"]), flags=data["flags"],
-                   workers=[WorkerStatus(**{**w, "last_tick": _parse_iso(w["last_tick"])}) for w in data["workers"]],
+                   workers=[WorkerStatus(**{**w, "last_tick": _parse_iso(w["last_tick"]),
+                                            "seen_at": _parse_iso(w.get("seen_at"))}) for w in data["workers"]],
                    assets={key: _parse_iso(moment) for key, moment in data["assets"].items()})
 
 
@@ -355,7 +359,20 @@ def read_instance_view(settings: Settings, dagster_home: str, now: datetime) -> 
         return None
     same_home = os.path.realpath(view.dagster_home) == os.path.realpath(dagster_home)
     fresh = timedelta(0) <= now - view.taken_at <= VIEW_MAX_AGE
-    return view if same_home and fresh and view.flags == view_flags(settings) else None
+    if not (same_home and fresh and view.flags == view_flags(settings)):
+        return None
+    view.workers = [rejudged(worker, now) for worker in view.workers]
+    return view
+
+
+def rejudged(worker: WorkerStatus, now: datetime) -> WorkerStatus:
+    """A worker the view saw running, judged at `now`: stale once it has not ticked (or started) within
+    STALE_FACTOR intervals, as a live read would say."""
+    if worker.state != "running" or worker.seen_at is None:
+        return worker
+    if now - worker.seen_at <= timedelta(seconds=STALE_FACTOR * worker.interval_seconds):
+        return worker
+    return replace(worker, state="stale", note=f"no tick in {STALE_FACTOR} intervals")
 
 
 # --- what DuckDB holds ----------------------------------------------------------------------------

@@ -128,3 +128,21 @@ def test_status_and_dead_letters_read_the_queues_from_postgresql(server, databas
     assert queues["dead_letter"] == 1
     assert [row["wanted_key"] for row in dead_letters(settings.duckdb_path)] == ["k1"]
     assert not settings.duckdb_path.exists()
+
+
+def test_a_connection_failure_never_shows_the_password(monkeypatch):
+    """DuckDB's postgres extension quotes the whole URL when it cannot connect; that text reaches step
+    failures, Dagster's event log and the CLI, so the password is taken out of it."""
+    import socket
+
+    import duckdb
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://harmony:S3cr3t-PW@127.0.0.1:{port}/harmony"
+    monkeypatch.setattr(pg_storage, "migrate", lambda _url: [])  # straight to the extension's ATTACH
+    with pytest.raises(duckdb.Error) as raised:
+        pg_storage.open_connection(url)
+    assert "S3cr3t-PW" not in str(raised.value)
+    assert "harmony:***@" in str(raised.value)

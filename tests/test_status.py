@@ -402,3 +402,22 @@ def test_a_view_that_is_old_or_not_ours_is_ignored_for_the_instance_itself(data_
     assert dagster_modules  # read from the instance instead
     assert report["workers"]["download_transfer_sensor"]["state"] == "running"
     assert abs((datetime.fromisoformat(report["instance_read_at"]) - storage.utcnow()).total_seconds()) < 60
+
+
+def test_a_worker_the_view_saw_running_is_stale_once_its_ticks_stop(data_env, instance, tmp_path):
+    """The daemon died after writing the view: within the view's life, a worker whose ticks stopped more
+    than two intervals ago is shown stale, as a live read would, still without loading Dagster."""
+    from harmony_pipeline.status import write_instance_view
+
+    _store(instance, "download_transfer_sensor", "sensor", InstigatorStatus.RUNNING, started_ago=100, tick_ago=5)
+    write_instance_view(load_settings(), instance)
+    view = json.loads(_view_path().read_text())
+    worker = next(w for w in view["workers"] if w["name"] == "download_transfer_sensor")
+    assert worker["state"] == "running"
+    now = storage.utcnow()
+    worker["seen_at"] = worker["last_tick"] = (now - timedelta(minutes=10)).isoformat()
+    view["taken_at"] = (now - timedelta(seconds=10)).isoformat()
+    _view_path().write_text(json.dumps(view))
+    report, dagster_modules, code = _status_subprocess(tmp_path)
+    assert dagster_modules == set()
+    assert report["workers"]["download_transfer_sensor"]["state"] == "stale" and code == 1

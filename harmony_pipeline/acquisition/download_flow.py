@@ -70,9 +70,23 @@ def matched_candidates(conn) -> dict[str, list[dict]]:
         "SELECT wanted_key, candidates FROM soulseek_matches WHERE status = 'matched'").fetchall()}
 
 
-def track_labels(conn) -> dict[str, str]:
-    return {k: f"{a} – {t}" for k, a, t in conn.execute(
-        "SELECT wanted_key, artist, title FROM wanted_tracks").fetchall()}
+def wanted_matched_candidates(conn, only: set[str] | None = None) -> dict[str, list[dict]]:
+    """Candidates of the matched tracks still wanted (of `only`, when given): read where they are
+    chosen, not all matches ever made, since the search step asks every few seconds."""
+    sql = ("SELECT m.wanted_key, m.candidates FROM soulseek_matches m JOIN wanted_tracks w USING (wanted_key) "
+           "WHERE m.status = 'matched' AND w.state = 'wanted'")
+    if only is None:
+        rows = conn.execute(sql).fetchall()
+    else:
+        rows = conn.execute(sql + " AND m.wanted_key IN (SELECT unnest(?))", [sorted(only)]).fetchall()
+    return {key: json.loads(c or "[]") for key, c in rows}
+
+
+def track_labels(conn, keys: list[str] | None = None) -> dict[str, str]:
+    sql = "SELECT wanted_key, artist, title FROM wanted_tracks"
+    rows = conn.execute(sql).fetchall() if keys is None else \
+        conn.execute(sql + " WHERE wanted_key IN (SELECT unnest(?))", [keys]).fetchall()
+    return {k: f"{a} – {t}" for k, a, t in rows}
 
 
 def block_candidate(conn, username: str, filename: str, reason: str) -> None:
@@ -118,11 +132,10 @@ def start_due_downloads(setup: DownloadSetup, only: set[str] | None = None) -> i
 
     now = storage.utcnow()
     with setup.database.connect(read_only=True) as conn:
-        candidates = matched_candidates(conn)
-        labels = track_labels(conn)
+        candidates = wanted_matched_candidates(conn, only)
+        keys = list(candidates)
+        labels = track_labels(conn, keys)
         blocked = blocked_candidates(conn)
-        wanted = {k for (k,) in conn.execute("SELECT wanted_key FROM wanted_tracks WHERE state = 'wanted'").fetchall()}
-        keys = [k for k in candidates if k in wanted and (only is None or k in only)]
         existing = {r["wanted_key"]: r for r in load_downloads(
             conn, "wanted_key IN (SELECT unnest(?))", [keys])} if keys else {}
 

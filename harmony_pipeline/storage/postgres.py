@@ -5,7 +5,7 @@ catalog, so every module's SQL, the polars-frame upserts and the temporary views
 every row lives in PostgreSQL. The extension comes from a pip package built for the pinned DuckDB
 (`duckdb-extension-postgres_scanner`, the `postgres` extra): nothing is downloaded at run time.
 
-- Migrations are the same files, applied by PostgreSQL itself in one transaction each, under an advisory
+- Migrations are the same files, applied by PostgreSQL itself in one transaction, under an advisory
   lock so two processes starting together do not both apply one; DOUBLE is spelt DOUBLE PRECISION there.
 - One in-memory DuckDB per process holds the attachment; each connect() is a cursor on it (cheap), and
   the extension pools the PostgreSQL connections.
@@ -85,6 +85,20 @@ def migrate(url: str) -> list[int]:
     return applied
 
 
+_CREDENTIALS = re.compile(r"(//[^/:@\s]*:)[^@\s]*@")
+
+
+def redacted(text: str) -> str:
+    """The text without a password of a postgresql:// URL (the extension quotes the whole URL when it
+    cannot connect; that message reaches step failures, the event log and the CLI)."""
+    return _CREDENTIALS.sub(r"\1***@", text)
+
+
+def _clean(error: duckdb.Error) -> duckdb.Error:
+    text = str(error)
+    return error if redacted(text) == text else type(error)(redacted(text))
+
+
 def _base(url: str) -> duckdb.DuckDBPyConnection:
     key = (os.getpid(), url)
     with _bases_lock:
@@ -95,7 +109,10 @@ def _base(url: str) -> duckdb.DuckDBPyConnection:
             base.execute(f"LOAD '{extension_path()}'")
             base.execute("SET pg_pool_acquire_mode = 'wait'")  # never more connections than the pool
             quoted = url.replace("'", "''")
-            base.execute(f"ATTACH '{quoted}' AS {CATALOG} (TYPE postgres)")
+            try:
+                base.execute(f"ATTACH '{quoted}' AS {CATALOG} (TYPE postgres)")
+            except duckdb.Error as error:
+                raise _clean(error) from None
             _bases[key] = base
     return base
 
@@ -157,6 +174,12 @@ class PgConnection:
         self._in_transaction = False
 
     def execute(self, sql: str, parameters=None):
+        try:
+            return self._execute(sql, parameters)
+        except duckdb.Error as error:  # a lost connection's message may quote the URL
+            raise _clean(error) from None
+
+    def _execute(self, sql: str, parameters=None):
         head = " ".join(sql.lstrip()[:24].upper().split())
         if head.startswith("CHECKPOINT"):
             return self._cursor  # PostgreSQL checkpoints by itself; DuckDB's would flush nothing of ours
@@ -185,13 +208,16 @@ class PgConnection:
             self._write_lock.release()
 
     def executemany(self, sql: str, parameters):
-        if self._in_transaction:
-            return self._cursor.executemany(sql, parameters)
-        self._write_lock.acquire()
         try:
-            return self._cursor.executemany(sql, parameters)
-        finally:
-            self._write_lock.release()
+            if self._in_transaction:
+                return self._cursor.executemany(sql, parameters)
+            self._write_lock.acquire()
+            try:
+                return self._cursor.executemany(sql, parameters)
+            finally:
+                self._write_lock.release()
+        except duckdb.Error as error:
+            raise _clean(error) from None
 
     def _run(self, sql: str, parameters):
         delay = 0.01
