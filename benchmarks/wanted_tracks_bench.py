@@ -89,9 +89,16 @@ def materialize_once(database: str) -> dict:
             "database": HarmonyDatabase(path=database), "pipeline": PipelineSettings(playlists=PLAYLISTS)})
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - started_cpu
-    metadata = result.asset_materializations_for_node("wanted_tracks")[0].metadata
-    return {"seconds": round(elapsed, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(peak_rss_mb()),
-            **{k: metadata[k].value for k in ("wanted", "in_library", "newly_wanted", "demand_rows")}}
+    figures = {"seconds": round(elapsed, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(peak_rss_mb())}
+    materialized = result.asset_materializations_for_node("wanted_tracks")
+    if materialized:
+        metadata = materialized[0].metadata
+        return {**figures, **{k: metadata[k].value for k in ("wanted", "in_library", "newly_wanted", "demand_rows")}}
+    # Nothing changed: the asset wrote nothing and did not materialize (its downstream steps are skipped).
+    with storage.connect(Path(database), read_only=True) as conn:
+        counts = dict(conn.execute("SELECT state, count(*) FROM wanted_tracks GROUP BY state").fetchall())
+    return {**figures, "wanted": counts.get("wanted", 0), "in_library": counts.get("in_library", 0),
+            "newly_wanted": 0, "demand_rows": None}
 
 
 def run_child(database: str) -> dict:
