@@ -111,12 +111,15 @@ def playlist_files(context: AssetExecutionContext, database: HarmonyDatabase, fo
 def library_upgrades(context: AssetExecutionContext, slskd: SlskdResource, acoustid: AcoustIdResource,
                      musicbrainz: MusicBrainzResource, database: HarmonyDatabase, folders: LibraryFolders,
                      pipeline: PipelineSettings):
+    if not folders.downloads_dir:  # never take a library file for a finished download
+        context.log.warning("SLSKD_DOWNLOADS_DIR is not set: no upgrade can be downloaded")
+        return
     client = slskd.get_client()
     cache = HttpCache(database.path)
     setup = UpgradeSetup(
         database=database, client=client, profile=parse_quality(pipeline.quality or ""),
         search=lambda text: client.search(text, timeout_ms=slskd.search_timeout_ms, poll_seconds=slskd.poll_seconds),
-        library_root=folders.library, downloads_dir=Path(folders.downloads_dir or folders.library),
+        library_root=folders.library, downloads_dir=Path(folders.downloads_dir),
         remote_downloads_dir=folders.remote_downloads_dir, quarantine_dir=folders.quarantine,
         search_limit=pipeline.search_limit, search_window_seconds=pipeline.search_window_seconds, log=context.log,
         verifier=acoustid.get_verifier(musicbrainz.get_client(cache), cache))
