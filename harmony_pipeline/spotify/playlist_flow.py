@@ -122,7 +122,8 @@ def track_columns(track: PlaylistTrack) -> dict:
 
 
 def set_status(database, playlist_id: str, status: str, reason: str) -> None:
-    with database.connect() as conn:
+    """The playlist's status and its activity event together (one transaction: a kill leaves neither)."""
+    with database.connect() as conn, storage.transaction(conn):
         conn.execute(
             "UPDATE spotify_playlists SET sync_status = ?, sync_status_reason = ? WHERE playlist_id = ?",
             [status, reason, playlist_id],
