@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from harmony_pipeline.enrichment.musicbrainz import (  # noqa: F401 - names assets and tests import from here
-    MIN_INTERVAL_SECONDS,
-    MusicBrainzClient,
-    RateLimiter,
-    shared_limiter,
-)
+from harmony_pipeline.enrichment.musicbrainz import MIN_INTERVAL_SECONDS, MusicBrainzClient, shared_limiter
 from harmony_pipeline.http_cache import USER_AGENT, HttpCache
 
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from harmony_pipeline.acquisition.slskd import (  # noqa: F401 - the names assets and sensors import from here
-    SlskdClient,
-    SlskdError,
-    SlskdUnavailable,
-    Transfer,
-)
+from harmony_pipeline.acquisition.slskd import SlskdClient
 
 
 class SlskdResource(ConfigurableResource):

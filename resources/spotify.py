@@ -7,15 +7,7 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from harmony_pipeline.http_cache import HttpCache
-from harmony_pipeline.spotify.client import (  # noqa: F401 - the names assets and sensors import from here
-    SpotifyApi,
-    SpotifyConnection,
-    SpotifyError,
-    SpotifyForbidden,
-    SpotifyNotAuthorised,
-    SpotifyNotFound,
-    SpotifyRateLimited,
-)
+from harmony_pipeline.spotify.client import SpotifyApi, SpotifyConnection
 
 
 class SpotifyResource(ConfigurableResource):

@@ -19,7 +19,8 @@ from harmony_pipeline.acquisition.state import (
 from harmony_pipeline.acquisition.download_flow import belongs_to_attempt, newest_transfers
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase
-from resources.slskd import SlskdError, SlskdResource
+from resources.slskd import SlskdResource
+from harmony_pipeline.acquisition.slskd import SlskdError
 from sensors.run_health import ACTIVE_RUN_STATUSES, active_runs  # noqa: F401  (re-exported for other sensors)
 
 ACQUISITION_CHAIN = ("soulseek_matches", "downloads", "library_tracks")

@@ -34,13 +34,8 @@ from harmony_pipeline.service_errors import stops_asking
 from harmony_pipeline.watchlist import releases as rules
 from harmony_pipeline.wiring import Workers
 from resources.database import HarmonyDatabase, PipelineSettings
-from resources.spotify import (
-    SpotifyApi,
-    SpotifyError,
-    SpotifyNotAuthorised,
-    SpotifyNotFound,
-    SpotifyResource,
-)
+from resources.spotify import SpotifyResource
+from harmony_pipeline.spotify.client import SpotifyApi, SpotifyError, SpotifyNotAuthorised, SpotifyNotFound
 from sensors.run_health import active_runs
 
 ARTISTS_PER_TICK = 5

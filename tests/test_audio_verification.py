@@ -32,8 +32,8 @@ from harmony_pipeline.sandbox import Fault, Sandbox
 from harmony_pipeline.sandbox.acoustid import SANDBOX_API_KEY, other_recording, write_melody, write_served_audio
 from resources.acoustid import AcoustIdResource
 from resources.database import HarmonyDatabase
-from resources.musicbrainz import MusicBrainzClient, RateLimiter
-from resources.slskd import SlskdClient
+from harmony_pipeline.enrichment.musicbrainz import MusicBrainzClient, RateLimiter
+from harmony_pipeline.acquisition.slskd import SlskdClient
 
 pytestmark = pytest.mark.skipif(shutil.which("fpcalc") is None, reason="fpcalc (libchromaprint-tools) missing")
 

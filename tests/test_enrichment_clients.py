@@ -21,7 +21,8 @@ from harmony_pipeline.sandbox.musicbrainz import MusicBrainzEmulator
 from harmony_pipeline.sandbox.server import Fault, serve
 from resources.coverart import CoverArtClient, CoverArtResource, ImageTooLarge
 from resources.lrclib import LrclibResource
-from resources.musicbrainz import MIN_INTERVAL_SECONDS, MusicBrainzResource
+from resources.musicbrainz import MusicBrainzResource
+from harmony_pipeline.enrichment.musicbrainz import MIN_INTERVAL_SECONDS
 from tests.response_cache import Clock
 
 

@@ -245,7 +245,8 @@ def test_slskd_outage_during_enqueue_spends_no_attempt_and_leaves_no_claim(pipel
     from harmony_pipeline.acquisition.download_attempts import RetryRules
     from harmony_pipeline.acquisition.download_flow import DownloadSetup, start_due_downloads
     from resources.database import HarmonyDatabase
-    from resources.slskd import SlskdResource, SlskdUnavailable
+    from resources.slskd import SlskdResource
+    from harmony_pipeline.acquisition.slskd import SlskdUnavailable
 
     sandbox, env = pipeline
     assert materialize_assets(SOURCES + ["soulseek_matches"], instance).success
@@ -276,7 +277,7 @@ def test_short_rate_limits_retry_the_step_and_transient_errors_escape_items():
     from assets.common import retry_on_short_rate_limit
     from harmony_pipeline.http_cache import ServiceError
     from harmony_pipeline.service_errors import escapes_item, is_transient
-    from resources.spotify import SpotifyError, SpotifyForbidden, SpotifyNotFound, SpotifyRateLimited
+    from harmony_pipeline.spotify.client import SpotifyError, SpotifyForbidden, SpotifyNotFound, SpotifyRateLimited
 
     soon = SpotifyRateLimited(datetime.now(timezone.utc) + timedelta(seconds=40))
     with pytest.raises(RetryRequested) as retry:

@@ -42,7 +42,7 @@ def _wanted(conn, key: str) -> None:
 
 
 def test_sensor_work_check_asks_slskd_even_with_nothing_in_flight(tmp_path):
-    from resources.slskd import SlskdUnavailable
+    from harmony_pipeline.acquisition.slskd import SlskdUnavailable
 
     database = HarmonyDatabase(path=str(tmp_path / "h.duckdb"))
     with database.connect() as conn:

@@ -151,7 +151,7 @@ def test_a_busy_budget_is_waited_for_without_spinning(tmp_path):
 
 
 def test_a_search_text_slskd_refuses_is_nothing_found_not_a_failed_step(tmp_path):
-    from resources.slskd import SlskdError
+    from harmony_pipeline.acquisition.slskd import SlskdError
 
     class Refusing(_StuckClient):
         def start_search(self, query, timeout_ms):

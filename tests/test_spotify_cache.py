@@ -9,7 +9,8 @@ import pytest
 from harmony_pipeline.http_cache import HttpCache
 from harmony_pipeline.sandbox import Fault
 from harmony_pipeline.spotify.cache import NOT_FOUND_TTL, SpotifyCache
-from resources.spotify import SpotifyError, SpotifyNotFound, SpotifyRateLimited, SpotifyResource
+from resources.spotify import SpotifyResource
+from harmony_pipeline.spotify.client import SpotifyError, SpotifyNotFound, SpotifyRateLimited
 from tests.response_cache import Clock
 
 

@@ -12,7 +12,8 @@ import requests
 from harmony_pipeline.sandbox import Fault
 from harmony_pipeline.settings import load_settings
 from harmony_pipeline.spotify.login import login
-from resources.spotify import SpotifyForbidden, SpotifyRateLimited, SpotifyResource
+from resources.spotify import SpotifyResource
+from harmony_pipeline.spotify.client import SpotifyForbidden, SpotifyRateLimited
 
 
 def _free_port() -> int:

@@ -51,7 +51,7 @@ CLOCK_SKEW = timedelta(seconds=60)  # slskd's clock may differ from ours by this
 
 @dataclass
 class DownloadSetup:
-    client: Any  # resources.slskd.SlskdClient
+    client: Any  # harmony_pipeline.acquisition.slskd.SlskdClient
     database: Any  # anything with connect() / connect(read_only=True)
     downloads_dir: Path
     remote_downloads_dir: str | None

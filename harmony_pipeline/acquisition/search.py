@@ -151,7 +151,7 @@ class SearchPipeline:
     one step never searches for hours and the next run takes up the rest.
     """
 
-    client: Any  # resources.slskd.SlskdClient
+    client: Any  # harmony_pipeline.acquisition.slskd.SlskdClient
     session: SearchSession
     timeout_ms: int = 15000
     poll_seconds: float = 0.5

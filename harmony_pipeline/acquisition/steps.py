@@ -46,7 +46,7 @@ def claim_due_searches(database) -> tuple[list[dict], set[tuple[str, str]]]:
 
 @dataclass
 class SearchStep:
-    client: Any  # resources.slskd.SlskdClient
+    client: Any  # harmony_pipeline.acquisition.slskd.SlskdClient
     database: Any
     limit: int  # the shared search budget: `limit` searches per `window_seconds`
     window_seconds: int
